@@ -1,0 +1,95 @@
+"""Errors raised by pystac-axelglobe.
+
+Every error derives from :class:`AxelGlobeError`, and each leaf also derives from the
+builtin a caller would naturally catch, so ``except ValueError`` keeps working::
+
+    AxelGlobeError
+    ├── ConfigurationError (ValueError)      settings or arguments are missing or wrong
+    ├── InvalidQueryError (ValueError)       a filter, bbox or datetime the API would refuse
+    ├── AuthenticationError (PermissionError) the token endpoint rejected the credentials
+    ├── RestrictedError (PermissionError)    AxelGlobe restricts this client until a time
+    ├── APIRequestError (OSError)            the API answered an error we cannot recover from
+    ├── AssetError (OSError)                 an asset could not be resolved or read
+    └── DownloadError (OSError)              one or more assets failed to download
+
+Messages say what to do next and never contain a client secret or a bearer token.
+
+Example:
+    >>> try:
+    ...     raise ConfigurationError("set AXELGLOBE_CLIENT_ID")
+    ... except ValueError as err:
+    ...     print(err)
+    set AXELGLOBE_CLIENT_ID
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+
+class AxelGlobeError(Exception):
+    """Root of every error this package raises."""
+
+
+class ConfigurationError(AxelGlobeError, ValueError):
+    """Settings or arguments are missing or invalid (raised before any request)."""
+
+
+class InvalidQueryError(AxelGlobeError, ValueError):
+    """A search parameter the AxelGlobe API would refuse (raised before any request)."""
+
+
+class AuthenticationError(AxelGlobeError, PermissionError):
+    """The token endpoint rejected the credentials (HTTP 400/401); retrying will not help."""
+
+    def __init__(self, message: str, *, client_id: str = "", status: int | None = None,
+                 oauth_error: str | None = None) -> None:
+        super().__init__(message)
+        self.client_id = client_id
+        self.status = status
+        self.oauth_error = oauth_error
+
+
+class RestrictedError(AxelGlobeError, PermissionError):
+    """AxelGlobe restricts this client; no request is sent until :attr:`until`."""
+
+    def __init__(self, message: str, *, until: dt.datetime) -> None:
+        super().__init__(message)
+        self.until = until
+
+
+class APIRequestError(AxelGlobeError, OSError):
+    """The API answered with an error status that retrying did not cure."""
+
+    def __init__(self, message: str, *, status: int | None = None, url: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.url = url
+
+
+class AssetError(AxelGlobeError, OSError):
+    """An asset href could not be resolved to a downloadable URL or read."""
+
+
+class DownloadError(AxelGlobeError, OSError):
+    """Some assets failed to download; :attr:`failures` maps each to its reason."""
+
+    def __init__(self, failures: Mapping[str, str]) -> None:
+        self.failures = dict(failures)
+        lines = [f"{len(self.failures)} asset(s) failed to download:"]
+        lines += [f"  {name}: {reason}" for name, reason in self.failures.items()]
+        lines.append("Run the same download again to resume; complete files are skipped.")
+        super().__init__("\n".join(lines))
+
+
+__all__ = [
+    "APIRequestError",
+    "AssetError",
+    "AuthenticationError",
+    "AxelGlobeError",
+    "ConfigurationError",
+    "DownloadError",
+    "InvalidQueryError",
+    "RestrictedError",
+]

@@ -1,0 +1,129 @@
+"""Settings: explicit arguments over ``AXELGLOBE_*`` environment variables over defaults.
+
+Example:
+    >>> s = Settings.from_env(client_id="abc", client_secret="s3cret")
+    >>> s.client_id, "s3cret" in repr(s)
+    ('abc', False)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError
+
+DEFAULT_API_URL = "https://api.axelglobe.com/stac/v1/catalogs/axelglobe"
+DEFAULT_TOKEN_URL = "https://auth.axelglobe.com/oauth/token"
+DEFAULT_AUDIENCE = "https://api.axelglobe.com"
+
+ENV_CLIENT_ID = "AXELGLOBE_CLIENT_ID"
+ENV_CLIENT_SECRET = "AXELGLOBE_CLIENT_SECRET"
+ENV_API_URL = "AXELGLOBE_API_URL"
+ENV_TOKEN_URL = "AXELGLOBE_TOKEN_URL"
+ENV_AUDIENCE = "AXELGLOBE_AUDIENCE"
+ENV_CACHE_DIR = "AXELGLOBE_CACHE_DIR"
+
+#: Every environment variable this package reads.
+ENV_VARS = (ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_API_URL, ENV_TOKEN_URL, ENV_AUDIENCE,
+            ENV_CACHE_DIR)
+
+
+def default_cache_dir() -> Path:
+    """The platform's user cache folder for this package (platformdirs)."""
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("pystac-axelglobe", appauthor=False))
+
+
+def is_loopback(url: str) -> bool:
+    """Whether ``url`` points at this machine (where plain HTTP is acceptable).
+
+    Example:
+        >>> is_loopback("http://127.0.0.2:8000/x"), is_loopback("http://example.com")
+        (True, False)
+    """
+    host = (urlsplit(url).hostname or "").lower()
+    return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Where and as whom to talk to AxelGlobe. The secret never appears in the repr.
+
+    Build one with :meth:`from_env`; fields left ``None`` there come from the environment.
+    """
+
+    client_id: str | None = None
+    client_secret: str | None = dataclasses.field(default=None, repr=False)
+    api_url: str = DEFAULT_API_URL
+    token_url: str = DEFAULT_TOKEN_URL
+    audience: str = DEFAULT_AUDIENCE
+    cache_dir: Path = dataclasses.field(default_factory=default_cache_dir)
+
+    @classmethod
+    def from_env(
+        cls,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        api_url: str | None = None,
+        token_url: str | None = None,
+        audience: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+    ) -> Settings:
+        """Settings from arguments, else ``AXELGLOBE_*`` variables, else the defaults.
+
+        Example:
+            >>> Settings.from_env(environ={"AXELGLOBE_API_URL": "http://127.0.0.1:9/x"}).api_url
+            'http://127.0.0.1:9/x'
+        """
+        env = os.environ if environ is None else environ
+
+        def pick(arg: str | None, var: str) -> str | None:
+            value = arg if arg is not None else env.get(var)
+            return value.strip() if value and value.strip() else None
+
+        cache = pick(None if cache_dir is None else os.fspath(cache_dir), ENV_CACHE_DIR)
+        settings = cls(
+            client_id=pick(client_id, ENV_CLIENT_ID),
+            client_secret=pick(client_secret, ENV_CLIENT_SECRET),
+            api_url=(pick(api_url, ENV_API_URL) or DEFAULT_API_URL).rstrip("/"),
+            token_url=pick(token_url, ENV_TOKEN_URL) or DEFAULT_TOKEN_URL,
+            audience=pick(audience, ENV_AUDIENCE) or DEFAULT_AUDIENCE,
+            cache_dir=Path(cache).expanduser() if cache else default_cache_dir(),
+        )
+        settings.check_urls()
+        return settings
+
+    def check_urls(self) -> None:
+        """Refuse URLs that are not http(s), and plain HTTP to anything but loopback."""
+        for name, url in (("api_url", self.api_url), ("token_url", self.token_url)):
+            scheme = urlsplit(url).scheme
+            if scheme not in ("http", "https") or not urlsplit(url).hostname:
+                raise ConfigurationError(
+                    f"{name} {url!r} is not an http(s) URL; pass a full URL such as "
+                    f"{DEFAULT_API_URL if name == 'api_url' else DEFAULT_TOKEN_URL!r}"
+                )
+            if scheme == "http" and not is_loopback(url):
+                raise ConfigurationError(
+                    f"{name} {url!r} uses plain HTTP; credentials and tokens travel only over "
+                    "HTTPS (plain HTTP is allowed for loopback test servers only)"
+                )
+
+    def require_credentials(self) -> tuple[str, str]:
+        """The client id and secret, or a :class:`ConfigurationError` naming the variables."""
+        missing = [var for var, value in ((ENV_CLIENT_ID, self.client_id),
+                                          (ENV_CLIENT_SECRET, self.client_secret)) if not value]
+        if missing:
+            raise ConfigurationError(
+                "AxelGlobe credentials are missing: set " + " and ".join(missing)
+                + " (or pass client_id=/client_secret=). For a try-out without credentials, "
+                "run `axelglobe emulator` and export the variables it prints."
+            )
+        assert self.client_id is not None and self.client_secret is not None
+        return self.client_id, self.client_secret
