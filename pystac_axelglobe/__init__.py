@@ -3,7 +3,9 @@
 Example:
     >>> import pystac_axelglobe as ag
     >>> client = ag.open()  # doctest: +SKIP
-    >>> items = client.search(bbox=[133, 35, 137, 36], filter="eo:cloud_cover <= 30")  # doctest: +SKIP
+    >>> f = "avg(eo:cloud_cover) <= 30"  # AOI-level cloud cover
+    >>> search = client.search(bbox=[133, 35, 137, 36], filter=f)  # doctest: +SKIP
+    >>> items = search.item_collection()  # doctest: +SKIP
 
 Names are imported lazily, so ``import pystac_axelglobe`` stays cheap (odc-stac and
 dask load only when :func:`load` is first used).
@@ -35,31 +37,56 @@ _LAZY = {
     "filters": "",
     "load": "datacube",
     "mask_unusable": "datacube",
+    "normalize_item": "extension",
     "open": "client",
     "resolve": "assets",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "APIRequestError",
+    "AssetError",
+    "AuthenticationError",
+    "AxelGlobeAuth",
+    "AxelGlobeError",
+    "AxelGlobeExtension",
+    "ConfigurationError",
+    "DownloadError",
+    "InvalidQueryError",
+    "RestrictedError",
+    "Settings",
+    "Token",
+    "TokenProvider",
+    "download",
+    "filters",
+    "load",
+    "mask_unusable",
+    "normalize_item",
+    "open",
+    "resolve",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import filters
-    from .assets import download, resolve
-    from .auth import AxelGlobeAuth
-    from .client import open
-    from .datacube import load, mask_unusable
-    from .errors import (
-        APIRequestError,
-        AssetError,
-        AuthenticationError,
-        AxelGlobeError,
-        ConfigurationError,
-        DownloadError,
-        InvalidQueryError,
-        RestrictedError,
-    )
-    from .extension import AxelGlobeExtension
-    from .settings import Settings
-    from .tokens import Token, TokenProvider
+    # "import X as X" marks these as re-exports for type checkers.
+    from . import filters as filters
+    from .assets import download as download
+    from .assets import resolve as resolve
+    from .auth import AxelGlobeAuth as AxelGlobeAuth
+    from .client import open as open
+    from .datacube import load as load
+    from .datacube import mask_unusable as mask_unusable
+    from .errors import APIRequestError as APIRequestError
+    from .errors import AssetError as AssetError
+    from .errors import AuthenticationError as AuthenticationError
+    from .errors import AxelGlobeError as AxelGlobeError
+    from .errors import ConfigurationError as ConfigurationError
+    from .errors import DownloadError as DownloadError
+    from .errors import InvalidQueryError as InvalidQueryError
+    from .errors import RestrictedError as RestrictedError
+    from .extension import AxelGlobeExtension as AxelGlobeExtension
+    from .extension import normalize_item as normalize_item
+    from .settings import Settings as Settings
+    from .tokens import Token as Token
+    from .tokens import TokenProvider as TokenProvider
 
 
 def __getattr__(name: str) -> Any:

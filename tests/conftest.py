@@ -16,7 +16,9 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 @pytest.fixture(autouse=True)
-def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+def clean_environ(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """No AXELGLOBE_* variable leaks in; the token cache lives in a fresh folder."""
     for name in list(os.environ):
         if name.startswith("AXELGLOBE_"):

@@ -1,0 +1,542 @@
+"""The ``axelglobe`` command: search, download, tokens, the emulator and a demo.
+
+Every command is a thin layer over the library (``ag.open()``, ``filters``, ``ag.download()``,
+``TokenProvider``, ``Emulator``). Errors of the package print one line, ``Error: ...``, and
+exit with status 1; usage errors exit with status 2 (click's convention). ``--verbose`` logs
+what the package does and shows the traceback.
+
+Example:
+    $ axelglobe demo --output ./axelglobe-demo
+    $ axelglobe search --bbox 133 35 137 36 --cloud-cover 30 --table
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import shlex
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from . import __version__
+from .errors import AxelGlobeError
+from .settings import ENV_CLIENT_SECRET, Settings
+
+if TYPE_CHECKING:
+    import pystac
+    import pystac_client
+
+    from .auth import AxelGlobeAuth
+    from .tokens import Token, TokenProvider
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The collection searched when ``--collections`` is not given.
+DEFAULT_COLLECTION = "grus-1"
+
+
+def _one_line(err: BaseException) -> str:
+    """The error's message on one line (DownloadError's message spans several)."""
+    text = " ".join(part.strip() for part in str(err).splitlines() if part.strip())
+    return text or type(err).__name__
+
+
+def _reportable() -> tuple[type[BaseException], ...]:
+    """Exceptions shown as one ``Error:`` line: ours, and what the stack under us raises."""
+    import requests
+    from pystac_client.exceptions import APIError
+
+    return (AxelGlobeError, APIError, requests.RequestException)
+
+
+class _Group(click.Group):
+    """A click group that turns the package's errors into one ``Error: ...`` line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except _reportable() as err:
+            state = ctx.find_object(_State)
+            if state is not None and state.verbose:
+                traceback.print_exc(file=sys.stderr)
+            # ClickException prints "Error: <message>" on stderr and exits with status 1.
+            raise click.ClickException(_one_line(err)) from err
+
+
+@dataclasses.dataclass
+class _State:
+    """The global options, shared by the subcommands."""
+
+    api_url: str | None = None
+    client_id: str | None = None
+    verbose: bool = False
+
+    def settings(self, *, need_credentials: bool = False) -> Settings:
+        """Settings from the global options over the environment.
+
+        The secret is never a flag: with ``--client-id`` and no ``AXELGLOBE_CLIENT_SECRET``,
+        it is asked for with a hidden prompt (flags end up in shell history and ``ps``).
+        """
+        secret: str | None = None
+        if need_credentials and self.client_id and not os.environ.get(ENV_CLIENT_SECRET):
+            secret = click.prompt(f"Client secret for {self.client_id}", hide_input=True,
+                                  err=True)
+        settings = Settings.from_env(client_id=self.client_id, client_secret=secret,
+                                     api_url=self.api_url)
+        if need_credentials:
+            settings.require_credentials()
+        return settings
+
+    def auth(self) -> AxelGlobeAuth:
+        """An :class:`AxelGlobeAuth` for these settings (credentials required)."""
+        from .auth import AxelGlobeAuth
+
+        return AxelGlobeAuth(settings=self.settings(need_credentials=True))
+
+    def client(self) -> tuple[pystac_client.Client, AxelGlobeAuth]:
+        """An opened client and its auth."""
+        from .client import open as ag_open
+
+        auth = self.auth()
+        return ag_open(auth.settings.api_url, auth=auth), auth
+
+
+pass_state = click.make_pass_decorator(_State, ensure=True)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--api-url", metavar="URL", envvar=None,
+              help="Catalog root (default: $AXELGLOBE_API_URL, else production).")
+@click.option("--client-id", metavar="ID",
+              help="Credential to use (default: $AXELGLOBE_CLIENT_ID). The secret comes from "
+                   "$AXELGLOBE_CLIENT_SECRET or a hidden prompt, never from a flag.")
+@click.option("--verbose", "-v", is_flag=True, help="Log progress and show tracebacks.")
+@click.version_option(__version__, prog_name="axelglobe")
+@click.pass_context
+def cli(ctx: click.Context, api_url: str | None, client_id: str | None, verbose: bool) -> None:
+    """Search, download and analyse AxelGlobe imagery with the standard STAC tools.
+
+    Credentials come from AXELGLOBE_CLIENT_ID and AXELGLOBE_CLIENT_SECRET. No credentials?
+    `axelglobe demo` runs everything against the built-in emulator.
+    """
+    ctx.obj = _State(api_url=api_url, client_id=client_id, verbose=verbose)
+    if verbose:
+        # Our loggers only: pystac-client logs request headers (the token) at DEBUG.
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger = logging.getLogger("pystac_axelglobe")
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+
+
+# --------------------------------------------------------------------------------- demo
+
+
+@cli.command()
+@click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("axelglobe-demo"), show_default=True,
+              help="Folder for the quick-look PNG, the summary and the downloads.")
+@pass_state
+def demo(state: _State, /, output: Path) -> None:
+    """Run the provider guide's scenarios end to end on the built-in emulator.
+
+    Searches, downloads a capture's true-colour images, loads an NDVI datacube of a time
+    series of captures and writes a quick-look PNG and a summary. No credentials needed.
+    """
+    from .demo import run_demo
+
+    run_demo(output, echo=click.echo)
+
+
+# --------------------------------------------------------------------------------- auth
+
+
+@cli.group()
+def auth() -> None:
+    """Show, get or forget the cached access token."""
+
+
+def _provider(state: _State, *, need_credentials: bool) -> tuple[TokenProvider, Settings]:
+    from .tokens import TokenProvider
+
+    settings = state.settings(need_credentials=need_credentials)
+    return TokenProvider.shared(settings), settings
+
+
+def _cache_state(provider: TokenProvider) -> dict[str, Any]:
+    """The token cache file's content, read without any request (status must not fetch).
+
+    Keys: ``access_token``, ``expires_at`` and, after a restriction, ``restricted_until``.
+    """
+    try:
+        state = json.loads(Path(provider.cache_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def _cached_token(state: dict[str, Any]) -> Token | None:
+    from .tokens import Token
+
+    try:
+        return Token(str(state["access_token"]), expires_at=float(state["expires_at"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _describe_expiry(expires_at: float) -> str:
+    when = dt.datetime.fromtimestamp(expires_at, tz=dt.timezone.utc)
+    left = expires_at - dt.datetime.now(tz=dt.timezone.utc).timestamp()
+    if left <= 0:
+        return f"expired at {when:%Y-%m-%d %H:%M:%S} UTC"
+    hours, rest = divmod(int(left), 3600)
+    return f"valid until {when:%Y-%m-%d %H:%M:%S} UTC ({hours} h {rest // 60} min left)"
+
+
+def _echo_settings(settings: Settings) -> None:
+    click.echo(f"API:          {settings.api_url}")
+    click.echo(f"Token URL:    {settings.token_url}")
+    click.echo(f"Client id:    {settings.client_id or '(not set: export AXELGLOBE_CLIENT_ID)'}")
+    click.echo("Secret:       " + ("set" if settings.client_secret
+                                   else "(not set: export AXELGLOBE_CLIENT_SECRET)"))
+
+
+@auth.command("status")
+@click.option("--show-token", is_flag=True, help="Also print the cached token itself.")
+@pass_state
+def auth_status(state: _State, /, show_token: bool) -> None:
+    """Show the credential, the token cache and the cached token's expiry (no request)."""
+    settings = state.settings()
+    _echo_settings(settings)
+    if not settings.client_id:
+        click.echo(f"Token cache:  {settings.cache_dir}")
+        click.echo("Token:        none (no client id)")
+        return
+    provider, _ = _provider(state, need_credentials=False)
+    click.echo(f"Token cache:  {provider.cache_path}")
+    cache = _cache_state(provider)
+    restricted = cache.get("restricted_until")
+    if isinstance(restricted, (int, float)) and restricted > time.time():
+        when = dt.datetime.fromtimestamp(restricted, tz=dt.timezone.utc)
+        click.echo(f"Restricted:   until {when:%Y-%m-%d %H:%M:%S} UTC (AxelGlobe refuses this "
+                   "client until then; requests now would prolong it)")
+    token = _cached_token(cache)
+    if token is None:
+        click.echo("Token:        none cached (`axelglobe auth login` gets one)")
+        return
+    click.echo(f"Token:        {_describe_expiry(token.expires_at)}")
+    if show_token:
+        click.echo(token.access_token)
+
+
+@auth.command("login")
+@click.option("--show-token", is_flag=True, help="Print the token (for curl, say).")
+@pass_state
+def auth_login(state: _State, /, show_token: bool) -> None:
+    """Get a token now, reusing a valid cached one (AxelGlobe restricts frequent requests)."""
+    provider, settings = _provider(state, need_credentials=True)
+    token = provider.token()
+    click.echo(f"Logged in as {settings.client_id}; token "
+               f"{_describe_expiry(token.expires_at)}")
+    click.echo(f"Token cache: {provider.cache_path}")
+    if show_token:
+        click.echo(token.access_token)
+
+
+@auth.command("logout")
+@pass_state
+def auth_logout(state: _State) -> None:
+    """Forget the cached token (memory and file)."""
+    provider, _ = _provider(state, need_credentials=False)
+    existed = Path(provider.cache_path).exists()
+    provider.clear()
+    click.echo(("Removed the cached token " if existed else "No cached token at ")
+               + str(provider.cache_path))
+
+
+# ------------------------------------------------------------------------------ collections
+
+
+@cli.command()
+@pass_state
+def collections(state: _State) -> None:
+    """List the catalog's collections."""
+    client, _ = state.client()
+    for collection in client.get_collections():
+        interval = collection.extent.temporal.intervals[0]
+        start, end = (d.date().isoformat() if d else ".." for d in interval)
+        click.echo(f"{collection.id}\t{collection.title or ''}\t{start}/{end}")
+
+
+# ----------------------------------------------------------------------------------- search
+
+
+def _search_options(func: F) -> F:
+    """The search flags shared by ``search`` and ``download`` (as in ``stac-client search``)."""
+    options = [
+        click.option("--collections", "-c", multiple=True, metavar="ID",
+                     help="Collection ids (repeat or comma-separate; default "
+                          f"{DEFAULT_COLLECTION})."),
+        click.option("--ids", multiple=True, metavar="ID", help="Item ids."),
+        click.option("--bbox", nargs=4, type=float, default=None,
+                     metavar="MINX MINY MAXX MAXY", help="Bounding box, lon/lat."),
+        click.option("--datetime", "datetime_", metavar="TEXT",
+                     help="A time or an interval, e.g. "
+                          "2021-04-10T00:00:00Z/2021-06-30T23:59:59Z."),
+        click.option("--intersects", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     metavar="FILE",
+                     help="GeoJSON file (geometry, Feature or FeatureCollection): S_INTERSECTS."),
+        click.option("--filter", "filter_", metavar="CQL2",
+                     help="CQL2 text or JSON, e.g. \"eo:cloud_cover <= 30\"."),
+        click.option("--cloud-cover", type=click.FloatRange(0, 100), metavar="PCT",
+                     help="Item cloud cover at most PCT (eo:cloud_cover <= PCT)."),
+        click.option("--aoi-cloud-cover", type=click.FloatRange(0, 100), metavar="PCT",
+                     help="Mean cloud cover of each capture's tiles in the AOI at most PCT."),
+        click.option("--capture-id", metavar="ID", help="The tiles of one capture."),
+        click.option("--limit", type=click.IntRange(1), metavar="N", help="Page size."),
+        click.option("--max-items", type=click.IntRange(1), metavar="N",
+                     help="Stop after this many items."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _split_multi(values: Sequence[str]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _read_geometry(path: Path) -> dict[str, Any]:
+    """The geometry of a GeoJSON file: a geometry, a Feature or a FeatureCollection (union)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise click.BadParameter(f"cannot read GeoJSON from {path}: {err}",
+                                 param_hint="'--intersects'") from err
+    if isinstance(data, dict) and data.get("type") == "Feature":
+        data = data.get("geometry")
+    elif isinstance(data, dict) and data.get("type") == "FeatureCollection":
+        import shapely.geometry
+        from shapely import unary_union
+
+        geoms = [shapely.geometry.shape(f["geometry"]) for f in data.get("features", [])
+                 if f.get("geometry")]
+        if not geoms:
+            raise click.BadParameter(f"{path} holds no geometry", param_hint="'--intersects'")
+        data = shapely.geometry.mapping(unary_union(geoms))
+    if not isinstance(data, dict) or "type" not in data:
+        raise click.BadParameter(f"{path} is not GeoJSON", param_hint="'--intersects'")
+    return dict(data)
+
+
+def _search_kwargs(*, collections: Sequence[str], ids: Sequence[str],
+                   bbox: tuple[float, float, float, float] | None, datetime_: str | None,
+                   intersects: Path | None, filter_: str | None, cloud_cover: float | None,
+                   aoi_cloud_cover: float | None, capture_id: str | None, limit: int | None,
+                   max_items: int | None) -> dict[str, Any]:
+    """pystac-client ``search()`` arguments from the flags; filter flags joined with AND."""
+    import pystac_axelglobe.filters as filters
+
+    clauses: list[Any] = []
+    if filter_:
+        clauses.append(filters.validate_filter(filter_))
+    if cloud_cover is not None:
+        clauses.append(filters.cloud_cover(cloud_cover))
+    if aoi_cloud_cover is not None:
+        clauses.append(filters.aoi_cloud_cover(aoi_cloud_cover))
+    if capture_id:
+        clauses.append(filters.capture_id(capture_id))
+    if intersects is not None:
+        clauses.append(filters.intersects(_read_geometry(intersects)))
+    kwargs: dict[str, Any] = {"collections": _split_multi(collections) or [DEFAULT_COLLECTION]}
+    if ids:
+        kwargs["ids"] = _split_multi(ids)
+    if bbox:
+        kwargs["bbox"] = list(bbox)
+    if datetime_:
+        kwargs["datetime"] = datetime_
+    if clauses:
+        kwargs["filter"] = clauses[0] if len(clauses) == 1 else filters.all_of(*clauses)
+    if limit is not None:
+        kwargs["limit"] = limit
+    if max_items is not None:
+        kwargs["max_items"] = max_items
+    return kwargs
+
+
+def _table(items: Sequence[pystac.Item]) -> str:
+    """A readable table of items: id, date, platform, cloud cover, capture id."""
+    rows = [("id", "datetime", "platform", "cloud %", "capture id")]
+    for item in items:
+        props = item.properties
+        cloud = props.get("eo:cloud_cover")
+        rows.append((item.id, props.get("datetime") or "", str(props.get("platform", "")),
+                     "" if cloud is None else f"{float(cloud):.1f}",
+                     str(props.get("ag:capture_id", ""))))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+             for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append(f"{len(items)} item(s)")
+    return "\n".join(lines)
+
+
+@cli.command()
+@_search_options
+@click.option("--save", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Write the ItemCollection (GeoJSON) to FILE instead of stdout.")
+@click.option("--table", is_flag=True, help="Print a readable table instead of GeoJSON.")
+@pass_state
+def search(state: _State, /, save: Path | None, table: bool, **flags: Any) -> None:
+    """Search items; print a GeoJSON FeatureCollection (or a table, or save it).
+
+    Filter flags (--filter, --cloud-cover, --aoi-cloud-cover, --capture-id, --intersects)
+    are combined with AND.
+    """
+    kwargs = _search_kwargs(**flags)  # checked before anything is sent
+    client, _ = state.client()
+    items = client.search(**kwargs).item_collection()
+    if save is not None:
+        save.write_text(json.dumps(items.to_dict(), indent=2) + "\n", encoding="utf-8")
+        click.echo(f"Saved {len(items)} item(s) to {save}", err=True)
+    if table:
+        click.echo(_table(list(items)))
+    elif save is None:
+        click.echo(json.dumps(items.to_dict(transform_hrefs=False), indent=2))
+
+
+# --------------------------------------------------------------------------------- download
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+@cli.command()
+@click.argument("items_file", required=False,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_search_options
+@click.option("--assets", "-a", multiple=True, metavar="KEY",
+              help="Asset keys (repeat or comma-separate, e.g. tci,msi_udm; default: all).")
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("."), show_default=True, help="Folder to write the files into.")
+@click.option("--overwrite", is_flag=True, help="Download again files that are complete.")
+@pass_state
+def download(state: _State, /, items_file: Path | None, assets: Sequence[str], directory: Path,
+             overwrite: bool, **flags: Any) -> None:
+    """Download the assets of an ItemCollection file, or of the items a search finds.
+
+    Complete files are skipped, interrupted ones resumed; each file written is printed with
+    its size.
+    """
+    import pystac
+
+    searching = any(value not in (None, (), False) for value in flags.values())
+    if items_file is not None and searching:
+        raise click.UsageError("give an ItemCollection file or search flags, not both")
+    if items_file is None and not searching:
+        raise click.UsageError(
+            "give an ItemCollection file (from `axelglobe search --save FILE`) or search "
+            "flags such as --capture-id or --bbox")
+    keys = _split_multi(assets) or None
+    auth_ = state.auth()
+    if items_file is not None:
+        try:
+            items = list(pystac.ItemCollection.from_file(str(items_file)))
+        except Exception as err:  # pystac raises many types for a file that is not STAC
+            raise click.BadParameter(f"{items_file} is not a STAC ItemCollection: {err}",
+                                     param_hint="'ITEMS_FILE'") from err
+    else:
+        from .client import open as ag_open
+
+        client = ag_open(auth_.settings.api_url, auth=auth_)
+        items = list(client.search(**_search_kwargs(**flags)).item_collection())
+    if not items:
+        click.echo("No items: nothing to download.", err=True)
+        return
+    from .assets import download as ag_download
+
+    local = ag_download(items, assets=keys, directory=directory, overwrite=overwrite,
+                        auth=auth_)
+    count = total = 0
+    for item in local:
+        for key, asset in item.assets.items():
+            if keys is not None and key not in keys:
+                continue
+            path = Path(asset.href)
+            if path.is_file():
+                size = path.stat().st_size
+                count, total = count + 1, total + size
+                click.echo(f"{path}\t{_human(size)}")
+    click.echo(f"{count} file(s), {_human(total)} in {directory}", err=True)
+
+
+# --------------------------------------------------------------------------------- emulator
+
+
+@cli.command()
+@click.option("--token-lifetime", type=click.IntRange(1), default=86400, show_default=True,
+              help="Seconds a token lasts.")
+@click.option("--presign-lifetime", type=click.IntRange(1), default=900, show_default=True,
+              help="Seconds a presigned storage URL lasts.")
+@click.option("--scale", type=click.Choice(["small", "large"]), default="small",
+              show_default=True, help="Archive size (large: for benchmarks).")
+def emulator(token_lifetime: int, presign_lifetime: int, scale: str) -> None:
+    """Serve the AxelGlobe emulator in the foreground; print the variables to export."""
+    from .emulator import Emulator
+
+    click.echo("Starting the AxelGlobe emulator (the first run builds its archive)...",
+               err=True)
+    stop = threading.Event()
+    # SIGTERM (service managers, `kill`) stops it as cleanly as Ctrl-C does. Installed before
+    # the variables are printed: whoever reads them may signal us at once.
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        with Emulator(token_lifetime=token_lifetime, presign_lifetime=presign_lifetime,
+                      scale=scale) as emu:
+            click.echo("# The AxelGlobe emulator is running. In another shell:")
+            for name, value in emu.env().items():
+                click.echo(f"export {name}={shlex.quote(value)}")
+            click.echo("# Ctrl-C stops it.")
+            while not stop.wait(0.5):
+                pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    click.echo("Stopped.", err=True)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the ``axelglobe`` command (the console script's entry point).
+
+    Example:
+        >>> main(["--version"])  # doctest: +SKIP
+        axelglobe, version 0.1.0
+    """
+    # Without --verbose the package's warnings stay quiet (the error line says it all);
+    # otherwise Python's last-resort handler would print them beside "Error: ...".
+    logging.getLogger("pystac_axelglobe").addHandler(logging.NullHandler())
+    cli.main(args=None if argv is None else list(argv), prog_name="axelglobe")
+
+
+if __name__ == "__main__":
+    main()

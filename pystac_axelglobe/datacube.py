@@ -1,0 +1,680 @@
+"""Datacubes from grus-1 items: :func:`odc.stac.load`, configured for grus-1, signed at read time.
+
+:func:`load` is a thin wrapper over :func:`odc.stac.load`. It adds three things:
+
+* the grus-1 configuration odc-stac needs because AxelGlobe items carry no ``proj:`` or
+  ``raster:`` metadata (:data:`GRUS1_STAC_CFG`: data types, nodata, band aliases);
+* defaults that put the pixels on their native grid: the UTM zone of the items, 5 m (2.5 m
+  when only ``pan``/``tci`` is asked for), pixel edges on multiples of the resolution (which
+  is where the archive's COGs put them), and one time slice per capture (``ag:capture_id``);
+* :class:`AxelGlobeDriver`, an odc-loader reader driver that turns an asset href into a
+  presigned storage URL *when a chunk is read*, on the process doing the read, through
+  :func:`pystac_axelglobe.assets.resolve` (cached per process, single-flight). A URL that has
+  expired or is refused is resolved again once. odc-stac's own ``patch_url=`` signs every URL
+  when the graph is built instead, so a lazy job that outlives the URLs would fail with 403.
+
+GDAL is configured so that storage never sees an ``Authorization`` header or a ``HEAD``
+request (S3-style presigned URLs refuse both): see :data:`GDAL_OPTIONS`.
+
+Dask clusters:
+    The driver goes into the dask graph. It pickles with the API/token URLs, the client id
+    and the token cache folder, never with the client secret or a token. A worker process
+    builds its own :class:`~pystac_axelglobe.auth.AxelGlobeAuth` from those and gets its token
+    the way every process does: memory, then the shared token cache file
+    (``AXELGLOBE_CACHE_DIR``), then the token endpoint. Hence:
+
+    * workers on the machine that called :func:`load` read the token the caller fetched from
+      the shared cache: no new token request (``load()`` fetches it before returning);
+    * workers on other machines need credentials in their environment
+      (``AXELGLOBE_CLIENT_ID``/``AXELGLOBE_CLIENT_SECRET``, plus ``AXELGLOBE_API_URL`` etc. if
+      not the defaults): each machine then asks for one token and shares it among its
+      worker processes. Asking once per machine stays far below the rate that gets a client
+      restricted.
+
+Example:
+    >>> import pystac_axelglobe as ag
+    >>> search = ag.open().search(bbox=[133, 35, 137, 36], max_items=4)  # doctest: +SKIP
+    >>> ds = ag.load(search.items(), bands=["red", "nir", "udm"], chunks={})  # doctest: +SKIP
+    >>> clean = ag.mask_unusable(ds)  # doctest: +SKIP
+    >>> ndvi = (clean.nir - clean.red) / (clean.nir + clean.red)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import re
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pystac
+import rasterio.errors
+import xarray as xr
+from odc.loader import RioDriver, RioReader
+from odc.loader._rio import rio_read
+from odc.stac._mdtools import StacAuxReader, StacMDParser
+
+from .errors import AssetError, ConfigurationError
+from .extension import CAPTURE_ID_PROP, GRUS1_BANDS
+
+if TYPE_CHECKING:
+    from odc.geo.geobox import GeoBox
+    from odc.loader.types import RasterLoadParams, RasterSource
+
+    from .auth import AxelGlobeAuth
+
+__all__ = [
+    "DEFAULT_RESOLUTION",
+    "GDAL_OPTIONS",
+    "GRUS1_STAC_CFG",
+    "MASK_ASSET",
+    "MASK_NODATA",
+    "PAN_RESOLUTION",
+    "AxelGlobeDriver",
+    "Grus1Parser",
+    "SigningReader",
+    "default_resolution",
+    "load",
+    "mask_unusable",
+    "native_geobox",
+    "utm_crs",
+]
+
+log = logging.getLogger(__name__)
+
+COLLECTION_ID = "grus-1"
+#: Output resolution (metres) unless only 2.5 m bands are asked for.
+DEFAULT_RESOLUTION = 5.0
+#: Output resolution (metres) when every asked-for band is a 2.5 m one (pan, tci).
+PAN_RESOLUTION = 2.5
+#: The unusable-data mask asset; also reachable as ``"udm"`` or ``"mask"``.
+MASK_ASSET = "msi_udm"
+MASK_ALIASES = ("udm", "mask")
+#: Value of the mask outside every tile (the files themselves have no nodata).
+MASK_NODATA = 255
+#: The pansharpened true-colour asset, three bands: red, green, blue.
+TCI_ASSET = "tci"
+TCI_ALIASES = ("tci_red", "tci_green", "tci_blue")
+#: Assets that hold rasters (the thumbnail is a JPEG preview, not data).
+RASTER_ASSETS = (TCI_ASSET, *(b.name for b in GRUS1_BANDS), MASK_ASSET)
+#: URLs must stay valid this long after they are handed to GDAL for one chunk read.
+DEFAULT_MIN_VALIDITY = 30.0
+
+
+def _build_stac_cfg() -> dict[str, Any]:
+    assets: dict[str, Any] = {
+        "*": {"data_type": "uint16", "nodata": 0, "unit": "1"},
+        # 0 outside the footprint, the same convention as the archive's COGs use.
+        TCI_ASSET: {"data_type": "uint8", "nodata": 0, "unit": "1"},
+        # 0 = usable, 1 = cloud. The files have no nodata; 255 marks pixels outside every
+        # tile, which would otherwise read 0, "usable".
+        MASK_ASSET: {"data_type": "uint8", "nodata": MASK_NODATA, "unit": "1"},
+    }
+    aliases: dict[str, tuple[str, int]] = {}
+    for band in GRUS1_BANDS:
+        assets[band.name] = {"data_type": "uint16", "nodata": 0, "unit": "1"}
+        aliases[band.common_name] = (band.name, 1)
+    for alias in MASK_ALIASES:
+        aliases[alias] = (MASK_ASSET, 1)
+    for idx, alias in enumerate(TCI_ALIASES, start=1):
+        aliases[alias] = (TCI_ASSET, idx)
+    return {COLLECTION_ID: {"assets": assets, "aliases": aliases}}
+
+
+#: The ``stac_cfg=`` that :func:`odc.stac.load` needs for grus-1 items (no ``raster:``
+#: metadata): uint16 bands with nodata 0, the uint8 three-band ``tci`` (nodata 0), the uint8
+#: mask ``msi_udm`` (0 usable, 1 cloud, 255 outside every tile); aliases by eo common name
+#: (``pan``, ``blue``, ``green``, ``red``, ``rededge``, ``nir``), ``udm``/``mask`` for the
+#: mask, ``tci_red``/``tci_green``/``tci_blue`` for the bands of ``tci`` (``tci.1``..``tci.3``
+#: work as well).
+GRUS1_STAC_CFG: dict[str, Any] = _build_stac_cfg()
+
+#: GDAL settings for reads from storage. The presigned URL authorises one GET; storage
+#: refuses HEAD (403) and any request with an ``Authorization`` header (400). Without
+#: ``CPL_VSIL_CURL_USE_HEAD=NO`` GDAL starts with a HEAD and, on its retry, may re-send
+#: credentials; ``EMPTY_DIR`` stops it probing for side-car files (``.aux.xml``, ``.ovr``),
+#: each a refused request; merging ranges saves round trips; ``GDAL_HTTP_NETRC=NO`` keeps a
+#: user's ``~/.netrc`` from adding Basic auth. GDAL retries 429/5xx on its own
+#: (``GDAL_HTTP_MAX_RETRY``).
+GDAL_OPTIONS: dict[str, str] = {
+    "CPL_VSIL_CURL_USE_HEAD": "NO",
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+    "GDAL_HTTP_NETRC": "NO",
+    "GDAL_HTTP_MAX_RETRY": "3",
+    "GDAL_HTTP_RETRY_DELAY": "0.5",
+    "VSI_CACHE": "TRUE",
+}
+
+# Options that would attach credentials to storage requests: never passed on to GDAL.
+_CREDENTIAL_OPTIONS = frozenset({
+    "GDAL_HTTP_HEADERS", "GDAL_HTTP_HEADER_FILE", "GDAL_HTTP_AUTH", "GDAL_HTTP_USERPWD",
+    "GDAL_HTTP_BEARER", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+    "_aws",
+})
+
+
+# --------------------------------------------------------------------------- odc-stac config
+
+
+class Grus1Parser(StacMDParser):
+    """odc-stac metadata parser for grus-1: only raster assets, ``tci`` as three bands.
+
+    odc-stac reads the band count of an asset from ``raster:bands``, which AxelGlobe items do
+    not have, and would take the JPEG thumbnail for a raster band.
+    """
+
+    def extract(self, md: Any) -> Any:  # noqa: D102 - the MDParser protocol's method
+        meta = super().extract(md)
+        if getattr(md, "collection_id", None) != COLLECTION_ID:
+            return meta
+        bands = {k: v for k, v in meta.bands.items()
+                 if k[0] in RASTER_ASSETS or k[0] == "_stac_metadata"
+                 or k[0] not in md.assets}
+        first = bands.get((TCI_ASSET, 1))
+        if first is not None:
+            for idx in range(2, len(TCI_ALIASES) + 1):
+                bands.setdefault((TCI_ASSET, idx), first)
+        return meta.patch(bands=bands)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class _RedactSignedURLs(logging.Filter):
+    """Keep presigned URLs out of odc-loader's log lines; drop its errors for our retries."""
+
+    _signed = re.compile(r"(https?://[^\s'\"?]+)\?[^\s'\"]*")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(_state, "in_read", False) and record.levelno >= logging.ERROR:
+            # our reader retries once and then raises its own, redacted, error
+            return False
+        if record.args:
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            record.args = tuple(_redact(a) if isinstance(a, str) else a for a in args)
+        return True
+
+
+_state = threading.local()
+_filter_lock = threading.Lock()
+_filter_installed = False
+
+
+def _install_log_filter() -> None:
+    global _filter_installed
+    with _filter_lock:
+        if not _filter_installed:
+            logging.getLogger("odc.loader._rio").addFilter(_RedactSignedURLs())
+            _filter_installed = True
+
+
+def _redact(text: str) -> str:
+    """``text`` with the query string (the signature) cut from every URL in it."""
+    return _RedactSignedURLs._signed.sub(r"\1?<signature removed>", text)
+
+
+@contextmanager
+def _reading() -> Iterator[None]:
+    _state.in_read = True
+    try:
+        yield
+    finally:
+        _state.in_read = False
+
+
+@dataclasses.dataclass(frozen=True)
+class _AuthSpec:
+    """What a worker needs to build its own auth: everything but the secret."""
+
+    client_id: str | None
+    api_url: str
+    token_url: str
+    audience: str
+    cache_dir: str
+
+
+_AUTHS: dict[_AuthSpec, AxelGlobeAuth] = {}
+_AUTHS_LOCK = threading.Lock()
+
+
+def _auth_for(spec: _AuthSpec) -> AxelGlobeAuth:
+    # One auth per process and spec: its TokenProvider keeps the token in memory, so a
+    # worker reads the token cache file once, not once per chunk.
+    from .auth import AxelGlobeAuth
+
+    with _AUTHS_LOCK:
+        auth = _AUTHS.get(spec)
+        if auth is None:
+            # the secret, if this machine has one, comes from the worker's environment
+            auth = AxelGlobeAuth(client_id=spec.client_id, api_url=spec.api_url,
+                                 token_url=spec.token_url, audience=spec.audience,
+                                 cache_dir=spec.cache_dir)
+            _AUTHS[spec] = auth
+        return auth
+
+
+class AxelGlobeDriver(RioDriver):
+    """odc-loader reader driver that signs asset hrefs when a chunk is read.
+
+    It reads with rasterio, as odc-loader's :class:`~odc.loader.RioDriver` does, after
+    resolving the asset href (on the API host) to a presigned storage URL through
+    :func:`pystac_axelglobe.assets.resolve`; a read that fails is resolved again and retried
+    once (the URL may have expired or been refused with 403). Pickles without the client
+    secret and without any token.
+
+    Args:
+        auth: the auth to resolve hrefs with in this process; workers build their own from
+            its settings, minus the secret (see the module docstring).
+        md_parser: the odc-stac metadata parser (:class:`Grus1Parser` from :func:`load`).
+        min_validity: seconds a presigned URL must still be valid when a read starts.
+
+    Example:
+        >>> import odc.stac  # doctest: +SKIP
+        >>> ds = odc.stac.load(items, bands=["band3"], driver=AxelGlobeDriver(auth),
+        ...                    stac_cfg=GRUS1_STAC_CFG, crs="EPSG:32653",
+        ...                    resolution=5)  # doctest: +SKIP
+    """
+
+    def __init__(self, auth: AxelGlobeAuth, *, md_parser: Any = None,
+                 min_validity: float = DEFAULT_MIN_VALIDITY) -> None:
+        super().__init__(md_parser=md_parser, aux_reader=StacAuxReader())
+        s = auth.settings
+        self._spec = _AuthSpec(s.client_id, s.api_url, s.token_url, s.audience,
+                               str(s.cache_dir))
+        self._auth: AxelGlobeAuth | None = auth
+        self.min_validity = float(min_validity)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        # the live auth holds the secret: a worker builds its own from _spec
+        state["_auth"] = None
+        # the parser is only used while the graph is built
+        state["_md_parser"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def __repr__(self) -> str:
+        spec = self._spec
+        return f"AxelGlobeDriver(client_id={spec.client_id!r}, api_url={spec.api_url!r})"
+
+    @property
+    def auth(self) -> AxelGlobeAuth:
+        """The auth used for resolving hrefs in this process."""
+        if self._auth is None:
+            self._auth = _auth_for(self._spec)
+        return self._auth
+
+    def capture_env(self) -> dict[str, Any]:
+        """GDAL options for the reads: odc-loader's captured ones, ours on top, no credentials."""
+        env = {k: v for k, v in super().capture_env().items() if k not in _CREDENTIAL_OPTIONS}
+        env.update(GDAL_OPTIONS)
+        return env
+
+    def open(self, src: RasterSource, ctx: Any) -> SigningReader:
+        """A reader for one asset band; nothing is resolved or read until ``read``."""
+        return SigningReader(src, ctx, self)
+
+    def read(self, src: RasterSource, cfg: RasterLoadParams, dst_geobox: GeoBox, *,
+             dst: np.ndarray[Any, Any] | None = None, selection: Any = None,
+             ) -> tuple[tuple[slice, slice], np.ndarray[Any, Any]]:
+        """Resolve ``src.uri`` to a presigned URL and read the part of ``dst_geobox`` it covers."""
+        from . import assets
+
+        _install_log_filter()
+        href = src.uri
+        strict = dataclasses.replace(cfg, fail_on_error=True)
+        error = ""
+        for attempt in (1, 2):
+            signed = assets.resolve(href, auth=self.auth, min_validity=self.min_validity)
+            try:
+                with _reading():
+                    return rio_read(src.patch(uri=signed.url), strict, dst_geobox, dst=dst,
+                                    selection=selection)
+            except rasterio.errors.RasterioError as err:
+                # expired, refused (403) or dropped: forget this URL and get a fresh one
+                error = _redact(str(err))
+                assets.invalidate(href)
+                log.debug("read of %s failed (attempt %d): %s", href, attempt, error)
+        if cfg.fail_on_error:
+            raise AssetError(
+                f"could not read {href} from storage, even with a freshly presigned URL: "
+                f"{error}. Check that the item is still in the archive, or pass "
+                "fail_on_error=False to skip unreadable assets."
+            )
+        log.warning("skipping unreadable asset %s: %s", href, error)
+        empty = dst[0:0, 0:0] if dst is not None else np.ndarray((0, 0), dtype=cfg.dtype)
+        return np.s_[0:0, 0:0], empty
+
+
+class SigningReader(RioReader):
+    """odc-loader ``RasterReader`` for one asset band; signs at :meth:`read` time."""
+
+    def __init__(self, src: RasterSource, ctx: Any, driver: AxelGlobeDriver) -> None:
+        super().__init__(src, ctx)
+        self._driver = driver
+
+    def read(self, cfg: RasterLoadParams, dst_geobox: GeoBox, *,
+             dst: np.ndarray[Any, Any] | None = None, selection: Any = None,
+             ) -> tuple[tuple[slice, slice], np.ndarray[Any, Any]]:
+        """See :meth:`AxelGlobeDriver.read`."""
+        return self._driver.read(self._src, cfg, dst_geobox, dst=dst, selection=selection)
+
+
+# --------------------------------------------------------------------------- load
+
+
+def _as_items(items: Iterable[pystac.Item | Mapping[str, Any]]) -> list[pystac.Item]:
+    if isinstance(items, pystac.Item):
+        return [items]
+    if isinstance(items, Mapping):
+        if items.get("type") == "FeatureCollection":
+            items = items.get("features", [])
+        else:
+            items = [items]
+    out = [i if isinstance(i, pystac.Item) else pystac.Item.from_dict(dict(i)) for i in items]
+    if not out:
+        raise ConfigurationError("no items to load: the search returned nothing; widen the "
+                                 "bbox, datetime or filter")
+    return out
+
+
+def _known_band_names() -> set[str]:
+    names = set(RASTER_ASSETS) | set(MASK_ALIASES) | set(TCI_ALIASES)
+    names |= {b.common_name for b in GRUS1_BANDS}
+    names |= {f"{TCI_ASSET}.{i}" for i in range(1, len(TCI_ALIASES) + 1)}
+    return names
+
+
+def _check_bands(bands: Sequence[str] | None) -> None:
+    if bands is None:
+        return
+    known = _known_band_names()
+    unknown = [b for b in bands if b not in known]
+    if unknown:
+        raise ConfigurationError(
+            f"grus-1 has no band {', '.join(map(repr, unknown))}; use asset keys or aliases "
+            f"from: {', '.join(sorted(known))}"
+        )
+
+
+def _gsd(band: str) -> float:
+    if band in (TCI_ASSET, *TCI_ALIASES) or band.startswith(TCI_ASSET + "."):
+        return PAN_RESOLUTION
+    for b in GRUS1_BANDS:
+        if band in (b.name, b.common_name):
+            return float(b.gsd)
+    return DEFAULT_RESOLUTION
+
+
+def default_resolution(bands: Sequence[str] | None) -> float:
+    """5 m, or 2.5 m when every band asked for is a 2.5 m one (pan, tci).
+
+    Example:
+        >>> default_resolution(["pan"]), default_resolution(["red", "pan"])
+        (2.5, 5.0)
+    """
+    if bands and all(_gsd(b) == PAN_RESOLUTION for b in bands):
+        return PAN_RESOLUTION
+    return DEFAULT_RESOLUTION
+
+
+def _utm_epsg(lon: float, lat: float) -> int:
+    zone = min(int((lon + 180.0) // 6.0) + 1, 60)
+    return (32600 if lat >= 0 else 32700) + zone
+
+
+def utm_crs(items: Sequence[pystac.Item]) -> str:
+    """The UTM zone (``"EPSG:326NN"``/``"EPSG:327NN"``) of the items' footprints.
+
+    Raises:
+        ConfigurationError: the items lie in different zones; pass ``crs=`` to pick one.
+
+    Example:
+        >>> import datetime
+        >>> box = {"type": "Polygon", "coordinates": [[[135, 35], [135.1, 35], [135.1, 35.1],
+        ...                                             [135, 35.1], [135, 35]]]}
+        >>> when = datetime.datetime(2021, 1, 1)
+        >>> utm_crs([pystac.Item("a", box, [135, 35, 135.1, 35.1], when, {})])
+        'EPSG:32653'
+    """
+    import shapely.geometry
+
+    zones: dict[int, list[str]] = {}
+    for item in items:
+        if item.geometry is None:
+            raise ConfigurationError(f"item {item.id} has no geometry; pass crs= and geobox= "
+                                     "to load it")
+        geometry = {k: v for k, v in item.geometry.items() if k in ("type", "coordinates")}
+        c = shapely.geometry.shape(geometry).centroid
+        zones.setdefault(_utm_epsg(c.x, c.y), []).append(item.id)
+    if len(zones) > 1:
+        listing = "; ".join(f"EPSG:{epsg}: {len(ids)} item(s), e.g. {ids[0]}"
+                            for epsg, ids in sorted(zones.items()))
+        raise ConfigurationError(
+            f"the items span several UTM zones ({listing}); pass crs= (e.g. "
+            f"crs='EPSG:{max(zones, key=lambda z: len(zones[z]))}') to load them on one grid"
+        )
+    return f"EPSG:{next(iter(zones))}"
+
+
+def native_geobox(items: Sequence[pystac.Item], crs: Any, resolution: float) -> GeoBox:
+    """The grid covering the items' footprints, pixel edges on multiples of ``resolution``.
+
+    The extent is that of the footprints' vertices projected to ``crs``. odc-stac would
+    project the lon/lat polygons densified, whose edges bow outwards by a few metres in UTM
+    and add a row or column of nodata pixels; the footprints' vertices are the tiles'
+    corners, so these bounds are the tiles' own.
+
+    Example:
+        >>> import datetime
+        >>> box = {"type": "Polygon", "coordinates": [[[135, 35], [135.1, 35], [135.1, 35.1],
+        ...                                             [135, 35.1], [135, 35]]]}
+        >>> item = pystac.Item("a", box, None, datetime.datetime(2021, 1, 1), {})
+        >>> native_geobox([item], "EPSG:32653", 5).transform.c % 5  # doctest: +SKIP
+        0.0
+    """
+    import shapely
+    import shapely.geometry
+    from odc.geo.geobox import GeoBox
+    from pyproj import Transformer
+
+    lonlat = np.concatenate([
+        shapely.get_coordinates(shapely.geometry.shape(
+            {k: v for k, v in (item.geometry or {}).items() if k in ("type", "coordinates")}))
+        for item in items
+    ])
+    to_crs = Transformer.from_crs("EPSG:4326", str(crs), always_xy=True)
+    x, y = to_crs.transform(lonlat[:, 0], lonlat[:, 1])
+    bbox = (float(np.min(x)), float(np.min(y)), float(np.max(x)), float(np.max(y)))
+    return GeoBox.from_bbox(bbox, crs=crs, resolution=resolution, anchor="edge")
+
+
+def _capture_key(items: Sequence[pystac.Item]) -> Any:
+    """A groupby key: one group per capture, ordered by the capture's first tile's time."""
+    starts: dict[str, dt.datetime] = {}
+    for item in items:
+        cid = _capture_of(item)
+        when = item.datetime or item.common_metadata.start_datetime
+        if when is not None:
+            when = when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+            starts[cid] = min(starts.get(cid, when), when)
+
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+    def key(item: pystac.Item, parsed: Any, idx: int) -> tuple[dt.datetime, str]:
+        cid = _capture_of(item)
+        return (starts.get(cid, epoch), cid)
+
+    return key
+
+
+def _capture_of(item: pystac.Item) -> str:
+    # ag:capture_id is optional in the guide: an item without one is its own capture
+    value = item.properties.get(CAPTURE_ID_PROP)
+    return str(value) if value else f"item:{item.id}"
+
+
+# odc.stac.load arguments that choose the extent or the grid themselves
+_EXTENT_ARGS = ("bbox", "lon", "lat", "x", "y", "geopolygon", "intersects", "anchor", "align")
+
+
+def load(
+    items: Iterable[pystac.Item | Mapping[str, Any]],
+    bands: str | Sequence[str] | None = None,
+    *,
+    crs: Any = None,
+    resolution: float | None = None,
+    groupby: Any = "capture",
+    chunks: Mapping[str, int | Literal["auto"]] | None = None,
+    auth: AxelGlobeAuth | None = None,
+    **odc_kwargs: Any,
+) -> xr.Dataset:
+    """Load grus-1 items into an :class:`xarray.Dataset` with :func:`odc.stac.load`.
+
+    Pixels are read from storage through presigned URLs that are resolved when each chunk
+    is read (on the dask worker doing it) and again when they expire, so a lazy load
+    (``chunks={}``) can be computed any time later. The token is fetched (or read from the
+    token cache) before this returns, so credentials are checked up front and dask workers
+    on this machine find it in the shared cache.
+
+    Args:
+        items: pystac Items (or item dicts / a FeatureCollection dict), e.g. a search result.
+        bands: asset keys or aliases: ``band0``..``band5`` or ``pan``, ``blue``, ``green``,
+            ``red``, ``rededge``, ``nir``; ``msi_udm`` (alias ``udm``/``mask``); ``tci`` (three
+            bands ``tci_red``/``tci_green``/``tci_blue``, or ``tci.1``..``tci.3``). Default:
+            all of them.
+        crs: output CRS. Default: the UTM zone of the items (an error if they span zones).
+        resolution: output pixel size in CRS units. Default: 5 m, or 2.5 m when only
+            ``pan``/``tci`` bands are asked for. Pixel edges fall on multiples of it (odc's
+            ``anchor="edge"``), the native grid of the COGs.
+        groupby: ``"capture"`` (default): one time slice per ``ag:capture_id``, its tiles
+            mosaicked, with a ``capture_id`` coordinate; anything :func:`odc.stac.load` takes
+            (``"time"``, ``"solar_day"``, ``"id"``, a property name, a callable).
+        chunks: dask chunks, e.g. ``{}`` or ``{"x": 2048, "y": 2048}``; ``None`` loads now.
+        auth: the :class:`~pystac_axelglobe.auth.AxelGlobeAuth` to use. Default: one built
+            from the ``AXELGLOBE_*`` environment.
+        **odc_kwargs: passed on to :func:`odc.stac.load` (``bbox=``, ``geobox=``,
+            ``resampling=``, ``pool=``, ``stac_cfg=`` merged over :data:`GRUS1_STAC_CFG`...),
+            except ``min_validity=`` (seconds a presigned URL must still be valid when a
+            chunk read starts; default 30), which goes to :class:`AxelGlobeDriver`.
+
+    Returns:
+        The dataset; integer bands keep their dtype and nodata (0), see :func:`mask_unusable`.
+
+    Raises:
+        ConfigurationError: no items, an unknown band, items in several UTM zones without
+            ``crs=``, ``patch_url=``/``driver=`` (the loader signs URLs itself), or missing
+            credentials; all before any pixel is requested.
+
+    Example:
+        >>> ds = load(items, bands=["red", "nir"], chunks={})  # doctest: +SKIP
+        >>> ds.red.isel(time=0).compute()  # doctest: +SKIP
+    """
+    import odc.stac
+
+    for arg in ("patch_url", "driver"):
+        if odc_kwargs.get(arg) is not None:
+            raise ConfigurationError(
+                f"{arg}= is not supported by pystac_axelglobe.load: it signs asset URLs itself "
+                "when each chunk is read; call odc.stac.load directly for a custom "
+                f"{arg} (with driver=AxelGlobeDriver(auth) for signing)"
+            )
+        odc_kwargs.pop(arg, None)
+    item_list = _as_items(items)
+    band_list: list[str] | None = [bands] if isinstance(bands, str) else (
+        None if bands is None else list(bands))
+    user_cfg = odc_kwargs.pop("stac_cfg", None)
+    if user_cfg is None:
+        _check_bands(band_list)
+
+    grid_given = any(odc_kwargs.get(k) is not None for k in ("geobox", "like"))
+    if not grid_given:
+        if crs is None:
+            crs = utm_crs(item_list)
+        if resolution is None:
+            resolution = default_resolution(band_list)
+        if not any(odc_kwargs.get(k) is not None for k in _EXTENT_ARGS):
+            # no extent asked for: exactly the tiles' extent on the native grid
+            odc_kwargs["geobox"] = native_geobox(item_list, crs, resolution)
+            crs = resolution = None
+
+    if auth is None:
+        from .auth import AxelGlobeAuth
+
+        auth = AxelGlobeAuth()
+    # Credentials are checked now, not on the first chunk read; and the token lands in the
+    # shared cache, where dask workers on this machine pick it up.
+    auth.provider.token()
+
+    cfg: dict[str, Any] = {**GRUS1_STAC_CFG, **(user_cfg or {})}
+    with_properties = odc_kwargs.pop("with_properties", None)
+    if with_properties is not None:
+        cfg["with_properties"] = list(with_properties)
+    min_validity = float(odc_kwargs.pop("min_validity", DEFAULT_MIN_VALIDITY))
+    driver = AxelGlobeDriver(auth, md_parser=Grus1Parser(cfg), min_validity=min_validity)
+
+    captures: list[str] | None = None
+    if groupby == "capture":
+        key = _capture_key(item_list)
+        groupby = key
+        captures = [cid for _, cid in sorted({key(i, None, 0) for i in item_list})]
+
+    ds = odc.stac.load(
+        item_list, band_list, crs=crs, resolution=resolution, groupby=groupby,
+        chunks=None if chunks is None else dict(chunks), stac_cfg=cfg, driver=driver,
+        **odc_kwargs,
+    )
+    if captures is not None and ds.sizes.get("time") == len(captures):
+        ds = ds.assign_coords(capture_id=("time", captures))
+    return ds
+
+
+def mask_unusable(ds: xr.Dataset, mask: str | None = None) -> xr.Dataset:
+    """Blank unusable pixels: where the mask is not 0, every other band becomes NaN.
+
+    Integer bands become float32, with NaN for unusable pixels (mask != 0, which includes
+    the mask's 255 outside every tile) and for their own nodata pixels; the mask variable is
+    dropped. Works lazily on dask-backed datasets.
+
+    Args:
+        ds: a dataset from :func:`load` that includes the mask (``msi_udm``, ``udm`` or
+            ``mask``).
+        mask: the name of the mask variable, if it is none of those.
+
+    Raises:
+        ConfigurationError: no mask variable in ``ds``; load it with the other bands.
+
+    Example:
+        >>> ds = load(items, bands=["red", "nir", "udm"])  # doctest: +SKIP
+        >>> clean = mask_unusable(ds)  # doctest: +SKIP
+    """
+    names = [mask] if mask else [MASK_ASSET, *MASK_ALIASES]
+    found = [n for n in names if n in ds.data_vars]
+    if not found:
+        raise ConfigurationError(
+            f"no mask in the dataset (looked for {', '.join(names)}); load it too, e.g. "
+            "load(items, bands=['red', 'nir', 'udm'])"
+        )
+    udm = ds[found[0]]
+    usable = udm == 0
+    out = {}
+    for name, var in ds.data_vars.items():
+        if name in found:
+            continue
+        valid = usable
+        nodata = var.attrs.get("nodata")
+        if nodata is not None and not (isinstance(nodata, float) and np.isnan(nodata)):
+            valid = valid & (var != nodata)
+        dtype = var.dtype if np.issubdtype(var.dtype, np.floating) else np.float32
+        masked = var.astype(dtype).where(valid)
+        masked.attrs = {**var.attrs, "nodata": float("nan")}
+        out[name] = masked
+    result: xr.Dataset = ds.drop_vars(found).assign(out)
+    return result

@@ -1,0 +1,255 @@
+"""A faithful AxelGlobe on loopback: token endpoint, STAC API and S3-like storage.
+
+Three threaded werkzeug servers on free loopback ports serve a synthetic grus-1 archive the
+way AxelGlobe does, quirks included (``?page=N``-only next links, no ``numberMatched``,
+redirects to presigned storage URLs that refuse ``Authorization`` and ``HEAD``). Switches
+shorten token and presign lifetimes, restrict clients that ask for tokens too often and
+inject faults; counters say what reached the servers.
+
+Example:
+    >>> import requests
+    >>> from pystac_axelglobe.emulator import Emulator
+    >>> with Emulator(token_lifetime=60) as emu:  # doctest: +SKIP
+    ...     token = requests.post(emu.token_url, json={
+    ...         "grant_type": "client_credentials", "client_id": emu.client_id,
+    ...         "client_secret": emu.client_secret, "audience": emu.audience,
+    ...     }).json()["access_token"]
+    ...     r = requests.get(f"{emu.api_url}/search", params={"limit": 5},
+    ...                      headers={"Authorization": f"Bearer {token}"})
+    ...     len(r.json()["features"]), emu.counters.search_requests
+    (5, 1)
+
+Or from a shell: ``python -m pystac_axelglobe.emulator`` prints the ``export AXELGLOBE_...``
+lines to use it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
+
+from .server import DEFAULT_AUDIENCE, DEFAULT_CLIENT_ID, FAULT_KINDS, Counters, EmulatorState
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+__all__ = ["Counters", "Emulator"]
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No per-request log lines: tests and the CLI would drown in them."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        pass
+
+
+class _QuietServer(ThreadedWSGIServer):
+    def log(self, type: str, message: str, *args: Any) -> None:
+        pass
+
+
+def _serve(host: str, app: WSGIApplication) -> tuple[_QuietServer, threading.Thread]:
+    server = _QuietServer(host, 0, app, handler=_QuietHandler)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True,
+        name=f"axelglobe-emulator-{host}:{server.server_port}",
+    )
+    thread.start()
+    return server, thread
+
+
+class Emulator(EmulatorState):
+    """The loopback AxelGlobe, as a context manager.
+
+    Args:
+        token_lifetime: seconds a token lives (``expires_in``).
+        presign_lifetime: seconds a presigned storage URL lives.
+        restrict_after: more than this many token requests of one client within
+            ``restrict_window`` seconds restricts it for ``restrict_period`` seconds (429 with
+            ``Retry-After`` on its token and API requests). ``None``: never.
+        restrict_window: see ``restrict_after``.
+        restrict_period: see ``restrict_after``.
+        api_fault_rate: share of API requests (not token requests) that get a fault.
+        storage_fault_rate: share of storage GETs that get a fault.
+        fault_kinds: the faults to choose from: ``"503"``, ``"502"``, ``"429"`` (with
+            ``Retry-After: 1``) and ``"drop"`` (a full ``Content-Length``, then the connection
+            is cut halfway through the body).
+        storage_delay: seconds slept per 64 KiB streamed from storage.
+        allow_post_search: answer ``POST /search`` instead of 405.
+        conforms_to: put ``conformsTo`` in the landing page.
+        root_links: add a ``rel=root`` link to collections and items. AxelGlobe sends none
+            (see the guide's examples); STAC API validators want one.
+        fault_seed: seed of the fault generator (the same seed gives the same faults).
+        scale: archive scale, ``"small"`` or ``"large"``.
+        data_dir: where the archive is built (default: the user cache folder).
+        clients: extra ``{client_id: secret}`` pairs the token endpoint accepts.
+        client_id: the default client's id (its secret is random per instance).
+        audience: the audience the token endpoint expects.
+
+    Every switch is also an attribute that may be changed while the servers run.
+
+    Example:
+        >>> with Emulator() as emu:  # doctest: +SKIP
+        ...     os.environ.update(emu.env())
+    """
+
+    def __init__(
+        self,
+        *,
+        token_lifetime: float = 86400,
+        presign_lifetime: float = 900,
+        restrict_after: int | None = None,
+        restrict_window: float = 60,
+        restrict_period: float = 60,
+        api_fault_rate: float = 0.0,
+        storage_fault_rate: float = 0.0,
+        fault_kinds: tuple[str, ...] = FAULT_KINDS,
+        storage_delay: float = 0.0,
+        allow_post_search: bool = False,
+        conforms_to: bool = True,
+        root_links: bool = False,
+        fault_seed: int = 0,
+        scale: str = "small",
+        data_dir: str | os.PathLike[str] | None = None,
+        clients: dict[str, str] | None = None,
+        client_id: str = DEFAULT_CLIENT_ID,
+        audience: str = DEFAULT_AUDIENCE,
+        host: str = "127.0.0.1",
+        storage_host: str = "127.0.0.2",
+    ) -> None:
+        super().__init__(
+            token_lifetime=token_lifetime,
+            presign_lifetime=presign_lifetime,
+            restrict_after=restrict_after,
+            restrict_window=restrict_window,
+            restrict_period=restrict_period,
+            api_fault_rate=api_fault_rate,
+            storage_fault_rate=storage_fault_rate,
+            fault_kinds=fault_kinds,
+            storage_delay=storage_delay,
+            allow_post_search=allow_post_search,
+            conforms_to=conforms_to,
+            root_links=root_links,
+            fault_seed=fault_seed,
+            scale=scale,
+            data_dir=None if data_dir is None else os.fspath(data_dir),
+            clients=clients,
+            client_id=client_id,
+            audience=audience,
+        )
+        self.host = host
+        self.storage_host = storage_host
+        self._servers: list[tuple[_QuietServer, threading.Thread]] = []
+
+    def __repr__(self) -> str:
+        # Never the secret.
+        state = f"api_url={self.api_url!r}" if self._servers else "stopped"
+        return f"Emulator({state}, client_id={self.client_id!r})"
+
+    @property
+    def running(self) -> bool:
+        """Whether the servers are up."""
+        return bool(self._servers)
+
+    def start(self) -> Emulator:
+        """Build (or load) the archive and start the three servers.
+
+        Example:
+            >>> emu = Emulator().start()  # doctest: +SKIP
+            >>> emu.stop()  # doctest: +SKIP
+        """
+        if self._servers:
+            return self
+        from .archive import build_archive
+
+        if self.archive is None:
+            data_dir = None if self.data_dir is None else Path(self.data_dir)
+            self.archive = build_archive(data_dir, scale=self.scale)
+        try:
+            token = _serve(self.host, self.token_app)
+            self._servers.append(token)
+            api = _serve(self.host, self.api_app)
+            self._servers.append(api)
+            try:
+                storage = _serve(self.storage_host, self.storage_app)
+            except OSError:  # 127.0.0.2 not bindable here: another port on the main host
+                storage = _serve(self.host, self.storage_app)
+            self._servers.append(storage)
+        except BaseException:
+            self.stop()
+            raise
+        self.token_url = f"http://{self.host}:{token[0].server_port}/oauth/token"
+        self.api_url = f"http://{self.host}:{api[0].server_port}/stac/v1/catalogs/axelglobe"
+        storage_host = str(storage[0].server_address[0])
+        self.storage_url = f"http://{storage_host}:{storage[0].server_port}"
+        self.load_items()
+        return self
+
+    def stop(self) -> None:
+        """Stop the servers and wait for their threads."""
+        servers, self._servers = self._servers, []
+        for server, thread in servers:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def env(self) -> dict[str, str]:
+        """The ``AXELGLOBE_*`` variables that point the client at this emulator.
+
+        Example:
+            >>> sorted(Emulator().env())[0]
+            'AXELGLOBE_API_URL'
+        """
+        return {
+            "AXELGLOBE_CLIENT_ID": self.client_id,
+            "AXELGLOBE_CLIENT_SECRET": self.client_secret,
+            "AXELGLOBE_API_URL": self.api_url,
+            "AXELGLOBE_TOKEN_URL": self.token_url,
+            "AXELGLOBE_AUDIENCE": self.audience,
+        }
+
+    def settings_kwargs(self) -> dict[str, str]:
+        """The same as :meth:`env`, as keyword arguments for ``ag.open()`` and friends.
+
+        Example:
+            >>> sorted(Emulator().settings_kwargs())
+            ['api_url', 'audience', 'client_id', 'client_secret', 'token_url']
+        """
+        return {
+            "client_id": self.client_id,
+            "client_secret": self.client_secret,
+            "api_url": self.api_url,
+            "token_url": self.token_url,
+            "audience": self.audience,
+        }
+
+    def token(self) -> str:
+        """Issue a token for the default client straight from the server state (no request).
+
+        Handy for tests that speak to the API directly; it counts as no token request.
+
+        Example:
+            >>> with Emulator() as emu:  # doctest: +SKIP
+            ...     headers = {"Authorization": f"Bearer {emu.token()}"}
+        """
+        return self.issue_token(self.client_id)
+

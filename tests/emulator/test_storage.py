@@ -1,0 +1,140 @@
+"""The emulator's S3-like storage origin, reached through the API's asset redirects."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+import requests
+
+from pystac_axelglobe.emulator import Emulator
+
+INVALID_ARGUMENT = (
+    "<Code>InvalidArgument</Code><Message>Only one auth mechanism allowed; only the "
+    "X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization "
+    "header should be specified</Message>"
+)
+
+
+def presigned(emu: Emulator, key: str = "band1", index: int = 0) -> tuple[str, bytes]:
+    """A presigned URL for one asset, and the archive file's bytes."""
+    token = emu.token()
+    item = requests.get(
+        f"{emu.api_url}/search",
+        params={"limit": 100},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    ).json()["features"][index]
+    href = item["assets"][key]["href"]
+    r = requests.get(
+        href, headers={"Authorization": f"Bearer {token}"}, allow_redirects=False, timeout=10
+    )
+    assert r.status_code == 302
+    path = emu.archive.asset_path(item["id"], href.rsplit("/", 1)[1])  # type: ignore[union-attr]
+    return r.headers["Location"], path.read_bytes()
+
+
+def test_get_returns_the_file(emulator: Emulator) -> None:
+    url, data = presigned(emulator)
+    r = requests.get(url, timeout=10)
+    assert r.status_code == 200 and r.content == data
+    assert r.headers["Content-Length"] == str(len(data))
+    assert r.headers["Accept-Ranges"] == "bytes"
+    assert r.headers["Content-Type"] == "image/tiff"
+
+
+@pytest.mark.parametrize(
+    ("key", "ctype"), [("thumbnail", "image/jpeg"), ("msi_udm_metadata", "application/json")]
+)
+def test_content_type_by_extension(emulator: Emulator, key: str, ctype: str) -> None:
+    url, data = presigned(emulator, key)
+    r = requests.get(url, timeout=10)
+    assert r.headers["Content-Type"].split(";")[0] == ctype and r.content == data
+
+
+def test_range_request(emulator: Emulator) -> None:
+    url, data = presigned(emulator)
+    r = requests.get(url, headers={"Range": "bytes=100-1123"}, timeout=10)
+    assert r.status_code == 206
+    assert r.content == data[100:1124]
+    assert r.headers["Content-Range"] == f"bytes 100-1123/{len(data)}"
+    assert r.headers["Content-Length"] == "1024"
+    tail = requests.get(url, headers={"Range": "bytes=-16"}, timeout=10)
+    assert tail.status_code == 206 and tail.content == data[-16:]
+    beyond = requests.get(url, headers={"Range": f"bytes={len(data) + 10}-"}, timeout=10)
+    assert beyond.status_code == 416
+
+
+def test_authorization_header_refused() -> None:
+    with Emulator() as emu:
+        url, _ = presigned(emu)
+        r = requests.get(url, headers={"Authorization": f"Bearer {emu.token()}"}, timeout=10)
+        assert r.status_code == 400
+        assert INVALID_ARGUMENT in r.text
+        assert r.headers["Content-Type"].startswith("application/xml")
+        assert emu.counters.storage_requests_with_authorization == 1
+        assert emu.counters.storage_bytes_sent == 0
+
+
+def test_head_refused() -> None:
+    with Emulator() as emu:
+        url, _ = presigned(emu)
+        assert requests.head(url, timeout=10).status_code == 403
+        assert emu.counters.storage_head_requests == 1
+        assert emu.counters.storage_requests == 1
+
+
+def test_bad_signature(emulator: Emulator) -> None:
+    url, _ = presigned(emulator)
+    split = urlsplit(url)
+    query = {k: v[0] for k, v in parse_qs(split.query).items()}
+    query["X-Amz-Signature"] = "0" * 64
+    r = requests.get(f"{split.scheme}://{split.netloc}{split.path}?{urlencode(query)}", timeout=10)
+    assert r.status_code == 403 and "<Code>SignatureDoesNotMatch</Code>" in r.text
+    # the signature of one file does not open another
+    other, _ = presigned(emulator, "band2")
+    swapped = other.split("?")[0] + "?" + split.query
+    assert requests.get(swapped, timeout=10).status_code == 403
+    # nor does a longer lifetime
+    query = {k: v[0] for k, v in parse_qs(split.query).items()}
+    query["X-Amz-Expires"] = "999999"
+    r = requests.get(f"{split.scheme}://{split.netloc}{split.path}?{urlencode(query)}", timeout=10)
+    assert r.status_code == 403 and "SignatureDoesNotMatch" in r.text
+
+
+def test_unsigned_is_refused(emulator: Emulator) -> None:
+    url, _ = presigned(emulator)
+    r = requests.get(url.split("?")[0], timeout=10)
+    assert r.status_code == 403 and "<Code>AccessDenied</Code>" in r.text
+
+
+def test_expired() -> None:
+    with Emulator(presign_lifetime=1) as emu:
+        url, _ = presigned(emu)
+        assert "X-Amz-Expires=1" in url
+        time.sleep(2.1)
+        r = requests.get(url, timeout=10)
+        assert r.status_code == 403
+        assert "<Code>AccessDenied</Code><Message>Request has expired</Message>" in r.text
+
+
+def test_counters() -> None:
+    with Emulator() as emu:
+        url, data = presigned(emu)
+        requests.get(url, timeout=10)
+        requests.get(url, headers={"Range": "bytes=0-9"}, timeout=10)
+        c = emu.counters
+        assert (c.storage_requests, c.redirects) == (2, 1)
+        assert c.storage_bytes_sent == len(data) + 10
+
+
+def test_storage_delay_still_serves_whole_file() -> None:
+    with Emulator(storage_delay=0.01) as emu:
+        url, data = presigned(emu, "band0")
+        assert requests.get(url, timeout=30).content == data
+
+
+def test_storage_on_its_own_origin(emulator: Emulator) -> None:
+    storage, api = urlsplit(emulator.storage_url), urlsplit(emulator.api_url)
+    assert (storage.hostname, storage.port) != (api.hostname, api.port)

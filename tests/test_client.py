@@ -1,0 +1,320 @@
+"""``ag.open()`` and its StacApiIO against the emulator: dialect, validation, paging, retries,
+errors, logs; and what plain pystac-client can and cannot do with only our auth."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+import pystac
+import pystac_client
+import pytest
+import requests
+from pystac.extensions.eo import EOExtension
+from pystac_client.exceptions import APIError
+
+import pystac_axelglobe as ag
+from pystac_axelglobe.client import (
+    AxelGlobeStacApiIO,
+    check_bbox,
+    check_datetime,
+    default_retry,
+)
+from pystac_axelglobe.emulator import Emulator
+from pystac_axelglobe.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    InvalidQueryError,
+    RestrictedError,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def all_ids(emu: Emulator) -> list[str]:
+    """Every item id, from /features with plain requests (independent of the code tested)."""
+    headers = {"Authorization": f"Bearer {emu.token()}"}
+    ids: list[str] = []
+    page = 1
+    while True:
+        body = requests.get(f"{emu.api_url}/collections/grus-1/features",
+                            params={"limit": 100, "page": page}, headers=headers,
+                            timeout=30).json()
+        ids += [feature["id"] for feature in body["features"]]
+        if not any(link["rel"] == "next" for link in body["links"]):
+            return ids
+        page += 1
+
+
+def cloudy_ids(emu: Emulator, max_cloud: float) -> set[str]:
+    headers = {"Authorization": f"Bearer {emu.token()}"}
+    body = requests.get(f"{emu.api_url}/collections/grus-1/features", params={"limit": 100},
+                        headers=headers, timeout=30).json()
+    assert not any(link["rel"] == "next" for link in body["links"])
+    return {f["id"] for f in body["features"]
+            if f["properties"]["eo:cloud_cover"] <= max_cloud}
+
+
+# --- opening --------------------------------------------------------------------------------
+
+
+def test_open_reads_the_environment_and_returns_a_pystac_client(emulator_env: Emulator) -> None:
+    client = ag.open()
+    assert isinstance(client, pystac_client.Client)
+    assert client.get_self_href() == emulator_env.api_url
+    assert [c.id for c in client.get_collections()] == ["grus-1"]
+
+
+def test_arguments_win_over_the_environment(emulator_env: Emulator) -> None:
+    before = emulator_env.counters.token_requests
+    with pytest.raises(AuthenticationError) as info:
+        ag.open(client_secret="wrong-secret")
+    # the auth error comes through as itself, not as pystac-client's APIError(str(err))
+    assert info.value.status == 401 and info.value.client_id == emulator_env.client_id
+    assert "wrong-secret" not in str(info.value)
+    assert emulator_env.counters.token_requests == before + 1  # a 401 is never retried
+
+
+def test_missing_credentials_name_the_variables() -> None:
+    with pytest.raises(ConfigurationError, match="AXELGLOBE_CLIENT_ID"):
+        ag.open("http://127.0.0.1:9/stac/v1/catalogs/axelglobe")
+    with pytest.raises(ConfigurationError, match="plain HTTP"):
+        ag.open("http://example.com/stac", client_id="a", client_secret="b")
+    with pytest.raises(ConfigurationError, match="stac_io="):
+        ag.open("http://127.0.0.1:9/x", client_id="a", client_secret="b",
+                stac_io=pystac_client.stac_api_io.StacApiIO())
+
+
+def test_landing_page_without_conforms_to(tmp_path: Path) -> None:
+    with Emulator(conforms_to=False) as emu:
+        client = ag.open(**emu.settings_kwargs(), cache_dir=tmp_path)
+        assert client.conforms_to(pystac_client.ConformanceClasses.ITEM_SEARCH)
+        assert client.conforms_to(pystac_client.ConformanceClasses.FILTER)
+        ids = [i.id for i in client.search(filter=ag.filters.cloud_cover(20), limit=4).items()]
+        assert sorted(ids) == sorted(cloudy_ids(emu, 20))
+        assert [c.id for c in client.get_collections()] == ["grus-1"]
+        collection = client.get_collection("grus-1")
+        assert isinstance(collection, pystac_client.CollectionClient)
+        assert len(list(collection.get_items())) == len(all_ids(emu))
+        # plain pystac-client, for comparison: it warns and refuses to search
+        with pytest.warns(pystac_client.warnings.NoConformsTo):
+            raw = pystac_client.Client.open(emu.api_url,
+                                            request_modifier=ag.AxelGlobeAuth(
+                                                **emu.settings_kwargs(), cache_dir=tmp_path))
+        with pytest.raises(pystac_client.warnings.DoesNotConformTo):
+            raw.search(method="GET", limit=5)
+
+
+# --- the dialect: whatever the method, GET; bad input refused before sending ------------------
+
+
+@pytest.mark.parametrize("method", [None, "GET", "POST"])
+def test_every_method_is_sent_as_get_with_the_query_on_every_page(
+        emulator: Emulator, method: str | None) -> None:
+    client = ag.open(**emulator.settings_kwargs())
+    before = len(emulator.requests)
+    kwargs: dict[str, Any] = {} if method is None else {"method": method}
+    search = client.search(collections=["grus-1"], limit=4, **kwargs,
+                           filter={"op": "<=", "args": [{"property": "eo:cloud_cover"}, 20]})
+    ids = [item.id for item in search.items()]
+    assert sorted(ids) == sorted(cloudy_ids(emulator, 20)) and len(ids) == len(set(ids))
+    sent = [r for r in emulator.requests[before:] if r[1].endswith("/search")]
+    assert len(sent) == -(-len(ids) // 4) or len(sent) == -(-len(ids) // 4) + 1
+    assert {r[0] for r in sent} == {"GET"}
+    for number, (_, _, query) in enumerate(sent, start=1):
+        q = parse_qs(query)
+        assert q["filter"] == ["eo:cloud_cover <= 20"] and q["collections"] == ["grus-1"]
+        assert q["limit"] == ["4"]
+        assert q.get("page", ["1"]) == [str(number)]
+        assert "filter-lang" not in q
+
+
+def test_next_links_params_win_over_the_original(emulator: Emulator) -> None:
+    client = ag.open(**emulator.settings_kwargs())
+    io = client._stac_io
+    assert isinstance(io, AxelGlobeStacApiIO)
+    # an original "page=1" must not shadow the next link's page=N (or it would loop)
+    pages = list(io.get_pages(f"{emulator.api_url}/search", "POST",
+                              {"collections": ["grus-1"], "limit": 10, "page": 1}))
+    ids = [f["id"] for page in pages for f in page["features"]]
+    assert sorted(ids) == sorted(all_ids(emulator)) and len(ids) == len(set(ids))
+
+
+BAD_SEARCHES: list[tuple[dict[str, Any], str]] = [
+    ({"bbox": [1, 2, 3]}, "bbox must have 4 or 6 numbers, got 3"),
+    ({"bbox": [137, 35, 133, 36]}, r"bbox minX/maxX are reversed: 137.0 > 133.0"),
+    ({"bbox": [133, -95, 137, 36]}, "latitudes must be within -90..90"),
+    ({"bbox": [133, 35, 190, 36]}, "longitudes must be within -180..180"),
+    ({"bbox": "a,b,c,d"}, "bbox must contain numbers, got 'a'"),
+    ({"datetime": "yesterday"}, "datetime 'yesterday' is not valid"),
+    ({"datetime": "2021-13-45T00:00:00Z"}, "is not a date-time"),
+    ({"datetime": "2021-06-30/2021-04-10"}, "the start is after the end"),
+    ({"datetime": [None, None]}, "double open-ended"),
+    ({"datetime": "2021/2022/2023"}, "too many datetime components"),
+    ({"filter": "eo:cloud_cover <<= 30"}, "not valid CQL2"),
+    ({"filter": "S_INTERSECTS(geometry, GEOMETRYCOLLECTION(POINT(1 2)))"}, "GEOMETRYCOLLECTION"),
+    ({"filter": "S_INTERSECTS(geometry, ENVELOPE(-50.38, -21.5, -50.09, -21.22))"}, "ENVELOPE"),
+    ({"filter": "median(eo:cloud_cover) < 3"}, "does not support median"),
+    ({"intersects": {"type": "GeometryCollection", "geometries": []}}, "GEOMETRYCOLLECTION"),
+    ({"intersects": {"type": "Polygon", "coordinates": "nope"}}, "cannot read"),
+    ({"sortby": "-datetime"}, "sortby= is not supported by AxelGlobe"),
+    ({"fields": ["id"]}, "fields= is not supported"),
+    ({"query": {"eo:cloud_cover": {"lt": 3}}}, "use filter= with CQL2"),
+    ({"method": "PUT"}, "method must be 'GET' or 'POST'"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "words"), BAD_SEARCHES)
+def test_bad_input_is_refused_before_anything_is_sent(
+        emulator: Emulator, kwargs: dict[str, Any], words: str) -> None:
+    client = ag.open(**emulator.settings_kwargs())
+    searches, sent = emulator.counters.search_requests, len(emulator.requests)
+    with pytest.raises(InvalidQueryError, match=words):
+        client.search(collections="grus-1", **kwargs)
+    assert emulator.counters.search_requests == searches
+    assert len(emulator.requests) == sent
+
+
+def test_check_helpers_accept_what_pystac_client_accepts() -> None:
+    assert check_bbox([133, 35, 137, 36]) == [133, 35, 137, 36]
+    assert check_bbox("133,35,0,137,36,10") == [133, 35, 0, 137, 36, 10]
+    assert check_datetime("2021") == "2021-01-01T00:00:00Z/2021-12-31T23:59:59Z"
+    assert check_datetime("2021-04-10T00:00:00Z/..") == "2021-04-10T00:00:00Z/.."
+    assert check_datetime(["2021-04-10", None]) == "2021-04-10T00:00:00Z/.."
+
+
+# --- errors, retries, threads ----------------------------------------------------------------
+
+
+def test_faulty_api_still_gives_complete_results(tmp_path: Path) -> None:
+    with Emulator(api_fault_rate=0.1, fault_seed=3) as emu:
+        truth = sorted(all_ids(emu))
+        client = ag.open(**emu.settings_kwargs(), cache_dir=tmp_path)
+        for _ in range(4):
+            ids = [item.id for item in client.search(collections="grus-1", limit=3).items()]
+            assert len(ids) == len(set(ids)) and sorted(ids) == truth
+        assert emu.counters.faults > 0
+
+
+def test_connections_dropped_mid_body_are_retried(tmp_path: Path) -> None:
+    with Emulator(api_fault_rate=0.3, fault_kinds=("drop",), fault_seed=5) as emu:
+        truth = sorted(all_ids(emu))
+        client = ag.open(**emu.settings_kwargs(), cache_dir=tmp_path,
+                         retry=default_retry(backoff_factor=0.01))
+        emu.reset_counters()
+        ids = [item.id for item in client.search(collections="grus-1", limit=3).items()]
+        assert len(ids) == len(set(ids)) and sorted(ids) == truth
+        assert emu.counters.faults > 0
+
+
+def test_every_request_dropped_gives_up_with_a_clear_error(tmp_path: Path) -> None:
+    with Emulator(api_fault_rate=0.0, fault_kinds=("drop",)) as emu:
+        client = ag.open(**emu.settings_kwargs(), cache_dir=tmp_path,
+                         retry=default_retry(backoff_factor=0.01))
+        emu.api_fault_rate = 1.0
+        with pytest.raises(APIError, match="connection kept dropping"):
+            list(client.search(collections="grus-1").items())
+        assert emu.counters.search_requests == 6  # the first try and 5 read retries
+
+
+def test_restriction_comes_through_as_restricted_error(tmp_path: Path) -> None:
+    with Emulator(restrict_after=1, restrict_window=60, restrict_period=60) as emu:
+        client = ag.open(**emu.settings_kwargs(), cache_dir=tmp_path / "a")
+        # a second token request for the same client (another machine, say) trips it
+        second = ag.AxelGlobeAuth(**emu.settings_kwargs(), cache_dir=tmp_path / "b")
+        with pytest.raises(RestrictedError):
+            second.provider.clear()
+            second.headers()
+        with pytest.raises(RestrictedError, match="until") as info:
+            list(client.search(collections="grus-1").items())
+        assert info.value.until is not None
+
+
+def test_debug_logs_never_show_the_token(emulator: Emulator,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    auth = ag.AxelGlobeAuth(**emulator.settings_kwargs())
+    client = ag.open(auth=auth)
+    list(client.search(collections="grus-1", limit=20).items())
+    client.get_collection("grus-1")
+    token = auth.provider.token().access_token
+    assert len(token) > 8
+    assert token not in caplog.text
+    assert "Authorization': '<redacted>'" in caplog.text  # the request line is still logged
+
+
+FRESH = textwrap.dedent(
+    """
+    import json, threading
+    import pystac_axelglobe as ag
+    client = ag.open()
+    barrier = threading.Barrier(16)
+    results, errors = {}, []
+    def work(n):
+        barrier.wait()
+        try:
+            search = client.search(collections="grus-1", limit=3 + n % 4,
+                                   filter=ag.filters.cloud_cover(20 + 10 * (n % 3)))
+            results[n] = [item.id for item in search.items()]
+        except Exception as err:
+            errors.append(repr(err))
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(16)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    print(json.dumps({"results": results, "errors": errors}))
+    """
+)
+
+
+def test_sixteen_threads_searching_at_once_in_a_fresh_interpreter(
+        emulator: Emulator, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AXELGLOBE_")}
+    env.update(emulator.env())
+    env["AXELGLOBE_CACHE_DIR"] = str(tmp_path)
+    before = emulator.counters.token_requests
+    out = subprocess.run([sys.executable, "-W", "error", "-c", FRESH], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["errors"] == []
+    assert len(report["results"]) == 16
+    for n, ids in report["results"].items():
+        assert len(ids) == len(set(ids)), "duplicates"
+        assert set(ids) == cloudy_ids(emulator, 20 + 10 * (int(n) % 3))
+    assert emulator.counters.token_requests == before + 1  # one token for 16 threads
+
+
+# --- plain pystac-client with only our auth as request_modifier ------------------------------
+
+
+def test_plain_pystac_client_with_our_auth(emulator: Emulator) -> None:
+    auth = ag.AxelGlobeAuth(**emulator.settings_kwargs())
+    client = pystac_client.Client.open(emulator.api_url, request_modifier=auth)
+    collection = client.get_collection("grus-1")
+    assert isinstance(collection, pystac_client.CollectionClient)
+    assert collection.id == "grus-1"
+    # items of a collection come through /features, next links and all
+    items = list(collection.get_items())
+    assert sorted(i.id for i in items) == sorted(all_ids(emulator))
+    one = collection.get_item(items[0].id)
+    assert isinstance(one, pystac.Item) and one.id == items[0].id
+    # ... but the quirks stay: the eo extension cannot read the wavelengths
+    bands = EOExtension.ext(one).bands
+    assert bands is not None and bands[0].center_wavelength is None
+    # a search by the default method (POST) is refused by AxelGlobe (405), no fallback
+    with pytest.warns(pystac_client.warnings.PystacClientWarning, match="not advertised"):
+        search = client.search(collections="grus-1", filter="eo:cloud_cover <= 20")
+    with pytest.raises(APIError) as info:
+        list(search.items())
+    assert info.value.status_code == 405
+    # GET works, but "?page=N" next links lose the filter from page 2 on
+    got = [i.id for i in client.search(method="GET", collections="grus-1", limit=3,
+                                       filter="eo:cloud_cover <= 20").items()]
+    assert set(got) - cloudy_ids(emulator, 20), "the filter was kept on later pages?"

@@ -1,0 +1,186 @@
+"""``axelglobe demo`` end to end, its figures checked against the emulator's own data."""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import cql2
+import numpy as np
+import pytest
+import rasterio
+import shapely.geometry
+from shapely import unary_union
+
+from pystac_axelglobe.demo import guide_scenarios
+from pystac_axelglobe.emulator.archive import GUIDE_MULTIPOLYGON, Archive, build_archive
+
+CAPTURE = "52eZg9k7rPEyYQGX"
+START, END = "2021-04-10", "2021-06-30"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def demo_output(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("demo") / "axelglobe-demo"
+    proc = subprocess.run([sys.executable, "-m", "pystac_axelglobe.cli", "demo", "--output",
+                           str(out)], capture_output=True, text=True, timeout=240, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return out, proc.stdout
+
+
+@pytest.fixture(scope="module")
+def items() -> list[dict[str, Any]]:
+    # The same archive the demo's emulator serves (built once, deterministic).
+    return build_archive().items("http://127.0.0.1:1/stac/v1/catalogs/axelglobe")
+
+
+def _geom(item: dict[str, Any]) -> Any:
+    return shapely.geometry.shape(item["geometry"])
+
+
+def _in_period(item: dict[str, Any]) -> bool:
+    return bool(START <= item["properties"]["datetime"][:10] <= END)
+
+
+def _aoi_cloud_cover(items: list[dict[str, Any]], aoi: Any) -> dict[str, float]:
+    """Per capture: the mean cloud cover of its tiles that touch the AOI (any date)."""
+    groups: dict[str, list[float]] = {}
+    for item in items:
+        if _geom(item).intersects(aoi):
+            groups.setdefault(item["properties"]["ag:capture_id"], []).append(
+                item["properties"]["eo:cloud_cover"])
+    return {cid: sum(v) / len(v) for cid, v in groups.items()}
+
+
+def expected_scenarios(items: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """The guide's four searches, evaluated here over the archive's items."""
+    box = shapely.geometry.box(133, 35, 137, 36)
+    poly = shapely.geometry.MultiPolygon([(ring, []) for ring in GUIDE_MULTIPOLYGON])
+    box_avg = _aoi_cloud_cover(items, box)
+    poly_avg = _aoi_cloud_cover(items, poly)
+    found = {
+        "item-cloud-cover": [i for i in items if _geom(i).intersects(box) and _in_period(i)
+                             and i["properties"]["eo:cloud_cover"] <= 30],
+        "aoi-cloud-cover": [i for i in items if _geom(i).intersects(box) and _in_period(i)
+                            and box_avg[i["properties"]["ag:capture_id"]] <= 30],
+        "multipolygon-aoi-cloud-cover": [
+            i for i in items if _geom(i).intersects(poly) and _in_period(i)
+            and poly_avg[i["properties"]["ag:capture_id"]] <= 20],
+        "capture-id": [i for i in items if i["properties"].get("ag:capture_id") == CAPTURE],
+    }
+    return {name: sorted(i["id"] for i in found_items) for name, found_items in found.items()}
+
+
+def test_demo_prints_counts_and_names_its_folder(demo_output: tuple[Path, str],
+                                                 items: list[dict[str, Any]]) -> None:
+    out, stdout = demo_output
+    expected = expected_scenarios(items)
+    counts = [int(m) for m in re.findall(r"^\s+(\d+) item\(s\)", stdout, flags=re.M)]
+    assert counts == [len(ids) for ids in expected.values()]
+    assert stdout.strip().splitlines()[-1].endswith(str(out.resolve()))
+
+
+def test_summary_counts_match_the_archive(demo_output: tuple[Path, str],
+                                          items: list[dict[str, Any]]) -> None:
+    out, _ = demo_output
+    summary = json.loads((out / "summary.json").read_text())
+    expected = expected_scenarios(items)
+    assert {s["name"]: s["count"] for s in summary["scenarios"]} == {
+        name: len(ids) for name, ids in expected.items()}
+    assert {s["name"]: s["item_ids"] for s in summary["scenarios"]} == expected
+    assert all(expected.values())  # every scenario finds something in the archive
+    text = (out / "summary.txt").read_text()
+    for ids in expected.values():
+        assert f"{len(ids):3d} item(s)" in text
+
+
+def test_downloads_are_the_capture_tci_files(demo_output: tuple[Path, str],
+                                             items: list[dict[str, Any]]) -> None:
+    out, _ = demo_output
+    archive = build_archive()
+    summary = json.loads((out / "summary.json").read_text())
+    capture = [i for i in items if i["properties"].get("ag:capture_id") == CAPTURE]
+    assert len(summary["downloads"]) == len(capture)
+    for entry in summary["downloads"]:
+        path = out / entry["file"]
+        assert path.is_file()
+        assert path.stat().st_size == entry["bytes"] > 0
+        item_id = path.name.split("_")[1]
+        assert path.read_bytes() == archive.asset_path(item_id, path.name).read_bytes()
+        assert path.name.endswith("_tci.tif")
+        assert f"{entry['bytes']} bytes" in (out / "summary.txt").read_text()
+
+
+def test_quicklook_is_a_real_png(demo_output: tuple[Path, str]) -> None:
+    out, _ = demo_output
+    data = (out / "quicklook.png").read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    assert data[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", data[16:24])
+    assert 400 <= width <= 4000 and 300 <= height <= 8000
+    assert len(data) > 20_000  # pictures, not a blank canvas
+
+
+def _tiles(archive: Archive, item: dict[str, Any], key: str) -> Any:
+    name = Path(item["assets"][key]["href"]).name
+    with rasterio.open(archive.asset_path(item["id"], name)) as src:
+        return src.read(1)
+
+
+def _ndvi_by_capture(archive: Archive, tiles: Iterable[dict[str, Any]]
+                     ) -> dict[str, tuple[float, int]]:
+    """Mean NDVI over usable pixels (msi_udm == 0, no nodata) read straight from the COGs."""
+    sums: dict[str, list[float]] = {}
+    for item in tiles:
+        red = _tiles(archive, item, "band3").astype(np.float64)
+        nir = _tiles(archive, item, "band5").astype(np.float64)
+        udm = _tiles(archive, item, "msi_udm")
+        ok = (udm == 0) & (red > 0) & (nir > 0)
+        ndvi = (nir[ok] - red[ok]) / (nir[ok] + red[ok])
+        acc = sums.setdefault(item["properties"]["ag:capture_id"], [0.0, 0])
+        acc[0] += float(ndvi.sum())
+        acc[1] += int(ok.sum())
+    return {cid: (s / n, int(n)) for cid, (s, n) in sums.items() if n}
+
+
+def test_ndvi_per_date_matches_the_rasters(demo_output: tuple[Path, str],
+                                           items: list[dict[str, Any]]) -> None:
+    out, _ = demo_output
+    archive = build_archive()
+    summary = json.loads((out / "summary.json").read_text())
+    capture = [i for i in items if i["properties"].get("ag:capture_id") == CAPTURE]
+    aoi = shapely.geometry.box(*unary_union([_geom(i) for i in capture]).bounds)
+    # Tiles mostly inside the AOI (a sliver of a neighbour adds a handful of pixels at most).
+    inside = [i for i in items if _geom(i).intersection(aoi).area > 0.5 * _geom(i).area]
+    expected = _ndvi_by_capture(archive, inside)
+    dates = {i["properties"]["ag:capture_id"]: i["properties"]["datetime"][:10] for i in inside}
+
+    points = summary["ndvi"]
+    assert [p["capture_id"] for p in points] == sorted(expected, key=lambda c: dates[c])
+    assert CAPTURE in expected and len(points) >= 2  # a time series, not one picture
+    for point in points:
+        mean, usable = expected[point["capture_id"]]
+        assert point["date"] == dates[point["capture_id"]]
+        assert point["mean"] == pytest.approx(mean, abs=0.01)
+        assert point["usable_pixels"] == pytest.approx(usable, rel=0.02)
+        assert f"{point['date']}  {point['capture_id']}  {point['mean']:+.4f}" in (
+            out / "summary.txt").read_text()
+
+
+def test_scenarios_are_the_guides(shared_dir: Path) -> None:
+    guide = (shared_dir / "seeds" / "axelglobe-stac-api-getting-started.txt").read_text()
+    guide_filters = re.findall(r'--data-urlencode "filter=(.*?)"\n', guide)
+    assert len(guide_filters) == 4
+    ours = [s.params["filter"] for s in guide_scenarios()]
+    for text, theirs in zip(ours, guide_filters, strict=True):
+        assert cql2.parse_text(text).to_json() == cql2.parse_text(theirs).to_json()
+    bboxes = re.findall(r'"bbox=([\d,]+)"', guide)
+    assert [s.params.get("bbox") for s in guide_scenarios()][:2] == [
+        [float(v) for v in b.split(",")] for b in bboxes]

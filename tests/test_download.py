@@ -1,0 +1,312 @@
+"""download(): byte-identical files, resumed transfers, atomic renames, against the emulator."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pystac
+import pytest
+from tqdm import tqdm
+from urllib3.util.retry import Retry
+
+from pystac_axelglobe import assets
+from pystac_axelglobe.assets import PresignedURL, download, resolve
+from pystac_axelglobe.auth import AxelGlobeAuth
+from pystac_axelglobe.emulator import Emulator
+from pystac_axelglobe.emulator.archive import Archive
+from pystac_axelglobe.errors import ConfigurationError, DownloadError
+
+
+@pytest.fixture(autouse=True)
+def empty_cache() -> Iterator[None]:
+    """Each test starts without cached presigned URLs (they are process-wide)."""
+    assets._cache.clear()
+    yield
+    assets._cache.clear()
+
+
+def _archive(emu: Emulator) -> Archive:
+    assert emu.archive is not None
+    return emu.archive
+
+
+def _items(emu: Emulator) -> list[pystac.Item]:
+    return [pystac.Item.from_dict(d) for d in _archive(emu).items(emu.api_url)]
+
+
+def _auth(emu: Emulator) -> AxelGlobeAuth:
+    return AxelGlobeAuth(emu.client_id, emu.client_secret, api_url=emu.api_url,
+                         token_url=emu.token_url, audience=emu.audience)
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _archive_file(emu: Emulator, item: pystac.Item, key: str) -> Path:
+    return _archive(emu).asset_path(item.id, item.assets[key].href.rsplit("/", 1)[1])
+
+
+def _assert_identical(emu: Emulator, items: list[pystac.Item], local: list[pystac.Item],
+                      keys: list[str] | None = None) -> int:
+    """Every downloaded file equals the archive's; returns the bytes compared."""
+    total = 0
+    for item, got in zip(items, local, strict=True):
+        for key in keys or list(item.assets):
+            path = Path(got.assets[key].href)
+            assert path.is_absolute()
+            source = _archive_file(emu, item, key)
+            assert _sha(path) == _sha(source), f"{item.id}/{key} differs"
+            total += source.stat().st_size
+    return total
+
+
+def _stray(directory: Path) -> list[Path]:
+    return [p for p in directory.rglob("*") if p.name.endswith(".part")]
+
+
+def test_whole_capture_byte_identical_and_no_authorization_at_storage(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A ~/.netrc entry for the storage host must not smuggle an Authorization header in.
+    netrc = tmp_path / "netrc"
+    storage_host = emulator.storage_url.split("//")[1].split(":")[0]
+    netrc.write_text(f"machine {storage_host} login someone password hunter2\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    items = _items(emulator)
+    capture = items[0].properties["ag:capture_id"]
+    capture_items = [i for i in items if i.properties.get("ag:capture_id") == capture]
+    n_files = sum(len(i.assets) for i in capture_items)
+    auth = _auth(emulator)
+    out = tmp_path / "out"
+    before = emulator.counters.as_dict()
+
+    local = download(capture_items, directory=out, auth=auth, progress=False)
+
+    after = emulator.counters.as_dict()
+    assert [i.id for i in local] == [i.id for i in capture_items]
+    _assert_identical(emulator, capture_items, local)
+    for item, got in zip(capture_items, local, strict=True):
+        for key, asset in item.assets.items():
+            name = asset.href.rsplit("/", 1)[1]
+            assert got.assets[key].href == str(out.resolve() / item.id / name)
+        assert item.assets["tci"].href.startswith("http")  # the originals are untouched
+    assert after["storage_requests"] - before["storage_requests"] == n_files
+    assert after["storage_requests_with_authorization"] == 0
+    assert after["storage_head_requests"] == before["storage_head_requests"]
+    assert _stray(out) == []
+
+    # Re-run: complete files are skipped without a single request.
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    again = download(capture_items, directory=out, auth=auth, progress=False)
+    assert emulator.counters.as_dict() == after
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == mtimes
+    assert [i.to_dict() for i in again] == [i.to_dict() for i in local]
+
+    # overwrite=True fetches them again.
+    download(capture_items[:1], assets="tci", directory=out, auth=auth, overwrite=True,
+             progress=False)
+    assert emulator.counters.storage_requests == after["storage_requests"] + 1
+
+
+def test_faults_everywhere_still_byte_identical_and_resumed(tmp_path: Path) -> None:
+    with Emulator(storage_fault_rate=0.2, api_fault_rate=0.1, fault_seed=7) as emu:
+        items = _items(emu)[:4]
+        local = download(items, directory=tmp_path, auth=_auth(emu), progress=False)
+        total = _assert_identical(emu, items, local)
+        assert emu.counters.faults >= 5
+        assert _stray(tmp_path) == []
+        # Dropped transfers resume with Range: the bytes re-sent stay small.
+        assert emu.counters.storage_bytes_sent < 1.5 * total
+        assert emu.counters.storage_requests_with_authorization == 0
+
+
+def test_dropped_connections_resume_from_the_bytes_written(tmp_path: Path) -> None:
+    with Emulator(storage_fault_rate=0.5, fault_kinds=("drop",), fault_seed=1) as emu:
+        items = _items(emu)[:2]
+        local = download(items, directory=tmp_path, auth=_auth(emu), progress=False)
+        total = _assert_identical(emu, items, local)
+        assert emu.counters.faults >= 5  # each cut half-way through a response
+        # Starting over would re-send half a file per drop; resuming re-sends nothing.
+        assert emu.counters.storage_bytes_sent <= total * 1.02
+        assert _stray(tmp_path) == []
+
+
+def test_expired_presigned_url_is_resolved_again(tmp_path: Path) -> None:
+    with Emulator(presign_lifetime=1) as emu:
+        auth = _auth(emu)
+        item = _items(emu)[0]
+        href = item.assets["tci"].href
+        stale = resolve(href, auth=auth)
+        time.sleep(max(0.0, stale.remaining()) + 1.1)  # storage now refuses it (403)
+        # Make the cache believe it is still good, as a URL revoked early would be.
+        assets._cache[assets._cache_key(href, auth)] = assets._Cached(
+            PresignedURL(stale.url, time.time() + 600), lifetime=900)
+        local = download(item, assets=["tci"], directory=tmp_path, auth=auth, progress=False)
+        _assert_identical(emu, [item], local, ["tci"])
+        assert emu.counters.redirects == 2  # the stale one, then a fresh one after the 403
+        assert emu.counters.storage_requests == 2
+
+
+@pytest.mark.slow
+def test_two_second_urls_on_slow_storage_are_re_resolved(tmp_path: Path) -> None:
+    # The large archive: files of several 64 KiB chunks, so storage_delay slows them down.
+    # fault_seed=1: both first transfers are cut half-way (and later ones at random).
+    with Emulator(scale="large", presign_lifetime=2, storage_fault_rate=0.5,
+                  fault_kinds=("drop",), fault_seed=1) as emu:
+        item = _items(emu)[0]
+        keys = ["band1", "band2"]
+        chunks = max(_archive_file(emu, item, k).stat().st_size // 65536 for k in keys)
+        assert chunks >= 2, "the large archive's bands should span several 64 KiB chunks"
+        emu.storage_delay = 3.0 / chunks  # each file takes ~3 s: longer than a URL lives
+        local = download(item, assets=keys, directory=tmp_path, auth=_auth(emu),
+                         progress=False)
+        _assert_identical(emu, [item], local, keys)
+        assert emu.counters.faults >= 2
+        # Resumed transfers started after their first URL had expired: fresh ones were used.
+        assert emu.counters.redirects > len(keys)
+        assert _stray(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_killed_download_resumes_where_it_stopped(tmp_path: Path) -> None:
+    with Emulator(scale="large", storage_delay=0.5) as emu:
+        item = _items(emu)[0]
+        item_file = tmp_path / "item.json"
+        item_file.write_text(json.dumps(item.to_dict()))
+        out = tmp_path / "out"
+        script = (
+            "import json, sys, pystac, pystac_axelglobe as ag\n"
+            "item = pystac.Item.from_dict(json.load(open(sys.argv[1])))\n"
+            "ag.download(item, assets=['tci'], directory=sys.argv[2], progress=False)\n"
+        )
+        env = {**os.environ, **emu.env()}
+        proc = subprocess.Popen([sys.executable, "-c", script, str(item_file), str(out)],
+                                env=env)
+        name = item.assets["tci"].href.rsplit("/", 1)[1]
+        part = out / item.id / f"{name}.part"
+        try:
+            deadline = time.monotonic() + 60
+            while not (part.exists() and part.stat().st_size > 0):
+                assert proc.poll() is None, "the download finished or died too early"
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.kill()
+            proc.wait()
+        kept = part.stat().st_size
+        size = _archive_file(emu, item, "tci").stat().st_size
+        assert 0 < kept < size
+        assert not (out / item.id / name).exists()  # never a partial file under the name
+
+        emu.storage_delay = 0.0
+        emu.reset_counters()
+        local = download(item, assets=["tci"], directory=out, auth=_auth(emu),
+                         progress=False)
+        _assert_identical(emu, [item], local, ["tci"])
+        # Only the missing tail was sent (a Range request from the .part's size).
+        assert emu.counters.storage_bytes_sent == size - kept
+        assert emu.counters.storage_requests == 1
+        assert not part.exists()
+
+
+def test_a_failed_asset_does_not_stop_the_others(emulator: Emulator, tmp_path: Path) -> None:
+    item = _items(emulator)[6]
+    broken = item.clone()
+    base = item.assets["tci"].href.rsplit("/", 1)[0]
+    broken.add_asset("extra", pystac.Asset(href=f"{base}/missing_extra.tif"))
+    with pytest.raises(DownloadError) as info:
+        download(broken, assets=["tci", "extra", "band1"], directory=tmp_path,
+                 auth=_auth(emulator), progress=False)
+    assert list(info.value.failures) == [f"{item.id}/extra"]
+    assert "HTTP 404" in info.value.failures[f"{item.id}/extra"]
+    assert f"{item.id}/extra" in str(info.value)
+    assert not (tmp_path / item.id / "missing_extra.tif").exists()
+    assert sorted(p.name for p in (tmp_path / item.id).iterdir()) == sorted(
+        item.assets[k].href.rsplit("/", 1)[1] for k in ("tci", "band1"))
+    for key in ("tci", "band1"):
+        name = item.assets[key].href.rsplit("/", 1)[1]
+        assert _sha(tmp_path / item.id / name) == _sha(_archive_file(emulator, item, key))
+
+
+def test_storage_failing_for_good_names_every_asset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(assets, "DOWNLOAD_RETRY", Retry(
+        total=2, backoff_factor=0, status_forcelist=[503], allowed_methods=["GET"]))
+    with Emulator(storage_fault_rate=1.0, fault_kinds=("503",)) as emu:
+        item = _items(emu)[0]
+        keys = ["tci", "band0", "thumbnail"]
+        with pytest.raises(DownloadError) as info:
+            download(item, assets=keys, directory=tmp_path, auth=_auth(emu), progress=False)
+        assert list(info.value.failures) == [f"{item.id}/{k}" for k in keys]
+        for reason in info.value.failures.values():
+            assert reason == "gave up after 3 attempts: HTTP 503"
+        assert "X-Amz" not in str(info.value)
+        assert emu.counters.storage_requests == 3 * len(keys)
+        assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_bad_input_is_refused_before_any_request(emulator: Emulator, tmp_path: Path) -> None:
+    items = _items(emulator)[:2]
+    auth = _auth(emulator)
+    auth.provider.token()
+    before = (len(emulator.requests), emulator.counters.storage_requests)
+
+    with pytest.raises(ConfigurationError) as info:
+        download(items, assets=["tci", "nir", "rgb"], directory=tmp_path, auth=auth)
+    message = str(info.value)
+    assert f"item {items[0].id} has no asset(s) 'nir', 'rgb'" in message
+    assert "band0, band1" in message and "thumbnail" in message
+    for wrong in (items[0].to_dict(), "S2A_item", 42, [items[0], items[1].to_dict()]):
+        with pytest.raises(ConfigurationError, match=r"pystac\.Item"):
+            download(wrong, directory=tmp_path, auth=auth)
+    with pytest.raises(ConfigurationError, match="max_workers"):
+        download(items, directory=tmp_path, auth=auth, max_workers=0)
+    with pytest.raises(ConfigurationError, match="assets must be"):
+        download(items, assets=[], directory=tmp_path, auth=auth)
+    local = items[0].clone()
+    local.assets["tci"].href = "/data/tci.tif"
+    with pytest.raises(ConfigurationError, match="not an http"):
+        download(local, assets="tci", directory=tmp_path, auth=auth)
+
+    assert (len(emulator.requests), emulator.counters.storage_requests) == before
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_item_collection_and_one_progress_bar(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class TTY(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    fake = TTY()
+    monkeypatch.setattr(sys, "stderr", fake)
+    items = pystac.ItemCollection(_items(emulator)[7:9])
+    local = download(items, assets=["band2", "band3"], directory=tmp_path,
+                     auth=_auth(emulator))
+    total = _assert_identical(emulator, list(items), local, ["band2", "band3"])
+    shown = fake.getvalue()
+    # One bar (one final newline), ending at the total of all four files.
+    assert shown.count("\n") == 1
+    size = tqdm.format_sizeof(total, divisor=1024)
+    assert f"100%|##########| {size}/{size}" in shown.rsplit("\r", 1)[-1]
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    download(_items(emulator)[9], assets="thumbnail", directory=tmp_path, auth=_auth(emulator))
+    assert capsys.readouterr().err == ""
