@@ -17,10 +17,7 @@ import datetime as dt
 import json
 import logging
 import os
-import shlex
-import signal
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -505,23 +502,10 @@ def emulator(token_lifetime: int, presign_lifetime: int, scale: str) -> None:
 
     click.echo("Starting the AxelGlobe emulator (the first run builds its archive)...",
                err=True)
-    stop = threading.Event()
-    # SIGTERM (service managers, `kill`) stops it as cleanly as Ctrl-C does. Installed before
-    # the variables are printed: whoever reads them may signal us at once.
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        with Emulator(token_lifetime=token_lifetime, presign_lifetime=presign_lifetime,
-                      scale=scale) as emu:
-            click.echo("# The AxelGlobe emulator is running. In another shell:")
-            for name, value in emu.env().items():
-                click.echo(f"export {name}={shlex.quote(value)}")
-            click.echo("# Ctrl-C stops it.")
-            while not stop.wait(0.5):
-                pass
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with Emulator(token_lifetime=token_lifetime, presign_lifetime=presign_lifetime,
+                  scale=scale) as emu:
+        click.echo("# The AxelGlobe emulator is running. In another shell:")
+        emu.serve_forever(click.echo)
     click.echo("Stopped.", err=True)
 
 

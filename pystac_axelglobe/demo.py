@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import pystac_axelglobe.filters as filters
 
+from .emulator.archive import GUIDE_MULTIPOLYGON as _GUIDE_RINGS
 from .errors import AxelGlobeError
 
 if TYPE_CHECKING:
@@ -42,19 +43,12 @@ GUIDE_BBOX = (133.0, 35.0, 137.0, 36.0)
 GUIDE_DATETIME = "2021-04-10T00:00:00Z/2021-06-30T23:59:59Z"
 #: The guide's capture id (the Tasking API scenario).
 GUIDE_CAPTURE_ID = "52eZg9k7rPEyYQGX"
-#: The guide's MULTIPOLYGON (its third search scenario), verbatim.
-GUIDE_MULTIPOLYGON_WKT = (
-    "MULTIPOLYGON (((-50.377998355519196 -21.25571182037737, -50.39389773429008 "
-    "-21.306903229767897, -50.33831203728997 -21.326928577662557, -50.30119747112292 "
-    "-21.30514840932203, -50.30233752991262 -21.265344869483116, -50.377998355519196 "
-    "-21.25571182037737)), ((-50.30307167289692 -21.33556537511332, -50.29675481118801 "
-    "-21.352508108156158, -50.320483483126424 -21.37151690592809, -50.33829784306903 "
-    "-21.37531838541942, -50.32083308423938 -21.415381832666043, -50.27781101074311 "
-    "-21.39743120280255, -50.26742062143981 -21.40399484490206, -50.24515788837763 "
-    "-21.3798116216757, -50.20469383948901 -21.389847864440497, -50.19355419558164 "
-    "-21.371524192627504, -50.249239808424704 -21.337647270055186, -50.30307167289692 "
-    "-21.33556537511332)))"
-)
+#: The guide's MULTIPOLYGON (its third search scenario), as GeoJSON; the emulator's archive
+#: lays its Brazilian captures around the same rings.
+GUIDE_MULTIPOLYGON = {
+    "type": "MultiPolygon",
+    "coordinates": [[[list(point) for point in ring]] for ring in _GUIDE_RINGS],
+}
 #: Where the demo writes when no folder is given.
 DEFAULT_OUTPUT = Path("axelglobe-demo")
 
@@ -134,7 +128,7 @@ def guide_scenarios() -> list[Scenario]:
         Scenario("multipolygon-aoi-cloud-cover",
                  "the guide's MULTIPOLYGON, same dates, AOI cloud cover <= 20%",
                  {**common, "filter": filters.all_of(filters.aoi_cloud_cover(20),
-                                                     filters.intersects(GUIDE_MULTIPOLYGON_WKT))}),
+                                                     filters.intersects(GUIDE_MULTIPOLYGON))}),
         Scenario("capture-id", f"every tile of capture {GUIDE_CAPTURE_ID}",
                  {"collections": ["grus-1"], "limit": 20,
                   "filter": filters.capture_id(GUIDE_CAPTURE_ID)}),

@@ -26,7 +26,10 @@ lines to use it.
 from __future__ import annotations
 
 import os
+import shlex
+import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -241,6 +244,31 @@ class Emulator(EmulatorState):
             "token_url": self.token_url,
             "audience": self.audience,
         }
+
+    def serve_forever(self, echo: Callable[[str], None] = print) -> None:
+        """Print the ``export`` lines for :meth:`env`, then serve until Ctrl-C or SIGTERM.
+
+        Both signals get an explicit handler: a process started in the background by a
+        non-interactive shell inherits SIGINT as *ignored*, and Python then never raises
+        KeyboardInterrupt. Call it from the main thread of a started emulator.
+
+        Example:
+            >>> with Emulator() as emu:  # doctest: +SKIP
+            ...     emu.serve_forever()
+        """
+        stop = threading.Event()
+        signals = (signal.SIGINT, signal.SIGTERM)
+        # Installed before the variables are printed: whoever reads them may signal at once.
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in signals}
+        try:
+            for name, value in self.env().items():
+                echo(f"export {name}={shlex.quote(value)}")
+            echo("# Ctrl-C stops it.")
+            while not stop.wait(0.5):
+                pass
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def token(self) -> str:
         """Issue a token for the default client straight from the server state (no request).

@@ -13,10 +13,7 @@ Example (in one shell; paste the printed lines into another)::
 from __future__ import annotations
 
 import argparse
-import shlex
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 
 from . import Emulator
@@ -95,18 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with emu:
-        for name, value in emu.env().items():
-            print(f"export {name}={shlex.quote(value)}")
-        print(f"# storage: {emu.storage_url}   (Ctrl-C to stop)", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        try:
-            while not stop.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
+        print(f"# storage: {emu.storage_url}", file=sys.stderr, flush=True)
+        emu.serve_forever(lambda line: print(line, flush=True))
     return 0
 
 
