@@ -43,11 +43,11 @@ import requests.adapters
 import urllib3.exceptions
 from urllib3.util.retry import Retry
 
+from .auth import default_auth
 from .errors import AssetError, ConfigurationError, DownloadError
 
 if TYPE_CHECKING:
     from .auth import AxelGlobeAuth
-    from .settings import Settings
 
 __all__ = [
     "DEFAULT_EXPIRY",
@@ -190,7 +190,6 @@ _state_lock = threading.Lock()
 _cache: dict[tuple[str, str], _Cached] = {}
 _flight_locks: dict[tuple[str, str], threading.Lock] = {}
 _sessions: weakref.WeakKeyDictionary[Any, _Session] = weakref.WeakKeyDictionary()
-_default_auths: dict[Settings, AxelGlobeAuth] = {}
 
 
 def _reset_after_fork() -> None:
@@ -204,19 +203,6 @@ def _reset_after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
-
-
-def _default_auth() -> AxelGlobeAuth:
-    """One :class:`AxelGlobeAuth` per process per environment settings, created lazily."""
-    from .auth import AxelGlobeAuth
-    from .settings import Settings
-
-    settings = Settings.from_env()
-    with _state_lock:
-        auth = _default_auths.get(settings)
-        if auth is None:
-            auth = _default_auths[settings] = AxelGlobeAuth(settings=settings)
-        return auth
 
 
 class _Session(requests.Session):
@@ -324,7 +310,7 @@ def resolve(
             "(a local path is already downloaded; open it directly)"
         )
     if auth is None:
-        auth = _default_auth()
+        auth = default_auth()
     if not auth.is_api_url(href):
         expiry = _expiry_from_url(href, time.time())
         return PresignedURL(href, math.inf if expiry is None else expiry)
@@ -664,7 +650,7 @@ def download(
             unique.setdefault(task.dest, task)
     todo = [t for t in unique.values() if overwrite or not t.dest.exists()]
     if todo and auth is None:
-        auth = _default_auth()
+        auth = default_auth()
 
     failures: dict[str, str] = {}
     if todo:

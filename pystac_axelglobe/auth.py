@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -20,7 +21,7 @@ from requests.utils import rewind_body
 
 from .errors import ConfigurationError
 from .settings import ENV_CLIENT_SECRET, Settings
-from .tokens import TokenProvider
+from .tokens import RESTRICTION_THRESHOLD, TokenProvider, parse_retry_after
 
 _R = TypeVar("_R", requests.PreparedRequest, requests.Request)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -126,7 +127,7 @@ class AxelGlobeAuth(AuthBase):
         parts = urlsplit(settings.api_url)
         # Fast path of is_api_url: an exact "scheme://netloc/" prefix is the same origin.
         self._api_prefix = f"{parts.scheme}://{parts.netloc}/"
-        self._hook = self.handle_401  # one bound method, compared on every request
+        self._hook = self.handle_response  # one bound method, compared on every request
         self._last: tuple[str, _BearerHeader] = ("", _BearerHeader(""))
 
     def _header(self, access_token: str) -> _BearerHeader:
@@ -142,7 +143,11 @@ class AxelGlobeAuth(AuthBase):
         """Add the token to ``r`` (prepared or not) if it goes to the API's origin."""
         if not r.url or not self.is_api_url(r.url):
             return r  # storage, other hosts: nothing, not even the hook
-        r.headers["Authorization"] = self._header(self.provider.token().access_token)
+        token = self.provider.token()
+        # A restricted client gets 429 for every call: send nothing until it ends. (After
+        # token(): a first look at the cache file learns what other processes recorded.)
+        self.provider.check_restriction()
+        r.headers["Authorization"] = self._header(token.access_token)
         hooks = r.hooks.setdefault("response", [])
         if self._hook not in hooks:  # session.auth and request_modifier both set
             hooks.append(self._hook)
@@ -166,6 +171,21 @@ class AxelGlobeAuth(AuthBase):
             {'Authorization': 'Bearer eyJ...'}
         """
         return {"Authorization": f"Bearer {self.provider.token().access_token}"}
+
+    def handle_response(self, r: requests.Response, **kwargs: Any) -> requests.Response:
+        """Response hook on API requests: a 401 refreshes, a restriction is remembered.
+
+        A 429 whose ``Retry-After`` exceeds ``RESTRICTION_THRESHOLD`` seconds is AxelGlobe's
+        restriction, not a passing rate limit: it is recorded in the token cache, so that
+        this and every other process sends nothing more until it ends.
+        """
+        if r.status_code == 429:
+            now = time.time()
+            until = parse_retry_after(r.headers.get("Retry-After"), now=now, default=0.0)
+            if until - now > RESTRICTION_THRESHOLD:
+                self.provider.record_restriction(until, status=429)
+            return r
+        return self.handle_401(r, **kwargs)
 
     def handle_401(self, r: requests.Response, **kwargs: Any) -> requests.Response:
         """Response hook: after a 401 from the API, refresh the token and re-send once.
@@ -236,3 +256,41 @@ class AxelGlobeAuth(AuthBase):
 
 
 __all__ = ["AxelGlobeAuth"]
+
+
+# The auth of the last ag.open() in this process, and those built from the environment
+# (one per distinct settings), for default_auth().
+_opened: AxelGlobeAuth | None = None
+_from_env: dict[Settings, AxelGlobeAuth] = {}
+
+
+def set_default_auth(auth: AxelGlobeAuth | None) -> None:
+    """Make ``auth`` what :func:`default_auth` returns (``ag.open()`` calls this).
+
+    Example:
+        >>> set_default_auth(None)  # back to the environment
+    """
+    global _opened
+    _opened = auth
+
+
+def default_auth() -> AxelGlobeAuth:
+    """The auth ``download()``, ``resolve()`` and ``load()`` use when given none.
+
+    The one of the last :func:`pystac_axelglobe.open` in this process, so that
+    ``ag.open(client_id=..., client_secret=...)`` also authorises the downloads of the
+    items it found; else one built from the ``AXELGLOBE_*`` environment.
+
+    Example:
+        >>> default_auth()  # doctest: +SKIP
+        AxelGlobeAuth(client_id='me', api_url='https://api.axelglobe.com/stac/v1/catalogs/axelglobe')
+    """
+    opened = _opened
+    if opened is not None:
+        return opened
+    settings = Settings.from_env()
+    auth = _from_env.get(settings)
+    if auth is None:  # a race builds two equal auths at worst: they share one provider
+        auth = _from_env.setdefault(settings, AxelGlobeAuth(settings=settings))
+    return auth
+

@@ -29,6 +29,7 @@ import datetime as dt
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -48,6 +49,7 @@ from .extension import ensure_extension_hooks, normalize_item
 from .filters import _check_lonlat, to_shapely, validate_filter
 from .filters import intersects as _intersects_clause
 from .settings import Settings
+from .tokens import RESTRICTION_THRESHOLD
 
 if TYPE_CHECKING:
     from pystac.catalog import Catalog
@@ -77,7 +79,7 @@ AXELGLOBE_CONFORMS_TO: tuple[str, ...] = (
 #: Statuses retried with backoff (``Retry-After`` honoured).
 RETRY_STATUSES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
 #: A ``Retry-After`` longer than this is not waited out inside one call: it is a restriction.
-MAX_RETRY_AFTER = 30.0
+MAX_RETRY_AFTER = RESTRICTION_THRESHOLD
 
 # Parameters of the STAC API that AxelGlobe does not implement, with what to do instead.
 _UNSUPPORTED = {
@@ -448,6 +450,9 @@ class AxelGlobeStacApiIO(StacApiIO):
                 raise APIError(f"{method} {href}: {err}") from err
         if resp.status_code == 429:
             wait = self.retry.get_retry_after(resp.raw) if resp.raw is not None else None
+            provider = getattr(self.session.auth, "provider", None)
+            if provider is not None:  # remembered for every thread and process
+                raise provider.record_restriction(time.time() + (wait or 60), status=429)
             until = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=wait or 60)
             raise RestrictedError(
                 f"AxelGlobe answered 429 (too many requests / restricted) for {href}; wait "
@@ -634,10 +639,13 @@ def open(  # noqa: A001 - the public name, like pystac_client.Client.open
         api_url = given.api_url  # open(auth=AxelGlobeAuth(...)): the auth knows the API
     settings = Settings.from_env(client_id, client_secret, url or api_url, token_url, audience,
                                  cache_dir)
-    if auth is None:
-        from .auth import AxelGlobeAuth
+    from .auth import AxelGlobeAuth, set_default_auth
 
+    if auth is None:
         auth = AxelGlobeAuth(settings=settings)
+    if isinstance(auth, AxelGlobeAuth):
+        # download()/resolve()/load() without auth= then use what the user opened with.
+        set_default_auth(auth)
     modifier = client_kwargs.pop("modifier", None)
     stac_io = AxelGlobeStacApiIO(auth, retry=retry)
     return AxelGlobeClient.open(

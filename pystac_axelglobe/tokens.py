@@ -57,6 +57,9 @@ DEFAULT_REFRESH_FRACTION = 0.25
 DEFAULT_RESTRICTION = 60.0
 #: A Retry-After longer than this (a week) is taken as garbage, not as a restriction.
 MAX_RESTRICTION = 7 * 86400.0
+#: A 429 whose Retry-After is longer than this (seconds) is a restriction of the client,
+#: not a passing rate limit: it is not waited out but recorded and reported.
+RESTRICTION_THRESHOLD = 30.0
 #: How long to wait for another thread or process that is fetching the token.
 DEFAULT_LOCK_TIMEOUT = 300.0
 #: (connect, read) timeouts of one token request.
@@ -360,6 +363,45 @@ class TokenProvider:
             except OSError as err:
                 logger.warning("could not clear the token cache %s: %s", self.cache_path, err)
 
+    def record_restriction(self, until: float, *, status: int | None = None) -> RestrictedError:
+        """Remember that AxelGlobe restricts this client until ``until`` (epoch seconds).
+
+        For a restriction seen on the API (HTTP 429 with a long ``Retry-After``) as well as
+        on the token endpoint: it goes into memory and the cache file, so that neither this
+        process (:meth:`check_restriction`) nor others (on their next look at the cache)
+        send anything before it ends. Returns the error to raise.
+
+        Example:
+            >>> p = TokenProvider.shared(Settings.from_env())  # doctest: +SKIP
+            >>> raise p.record_restriction(time.time() + 60, status=429)  # doctest: +SKIP
+        """
+        with self._lock:
+            self._restricted_until = max(self._restricted_until, until)
+            logger.warning("client %r is restricted by AxelGlobe until %s", self.client_id,
+                           _iso(self._restricted_until))
+            if self._file_ok:
+                try:
+                    with self._file_lock():
+                        state = self._read_state()
+                        self._restricted_until = max(self._restricted_until,
+                                                     _number(state.get("restricted_until")))
+                        state["restricted_until"] = self._restricted_until
+                        self._save(state)
+                except (OSError, filelock.Timeout) as err:
+                    logger.warning("could not record the restriction in %s: %s",
+                                   self.cache_path, err)
+            return self._restricted_error(self._restricted_until, status=status)
+
+    def check_restriction(self) -> None:
+        """Raise :class:`RestrictedError` while a known restriction lasts (no I/O).
+
+        Example:
+            >>> TokenProvider.shared(Settings.from_env()).check_restriction()  # doctest: +SKIP
+        """
+        until = self._restricted_until
+        if until and self._clock() < until:
+            raise self._restricted_error(until, status=None)
+
     # -- the slow path (under self._lock) --------------------------------------------------
 
     def _usable(self, token: Token | None, failed: str | None, now: float) -> bool:
@@ -401,12 +443,13 @@ class TokenProvider:
         try:
             state = self._read_state()
             now = self._clock()  # waiting for the lock may have taken a while
+            # A restriction another process recorded holds here too (check_restriction).
+            self._restricted_until = max(self._restricted_until,
+                                         _number(state.get("restricted_until")))
             cached = self._token_from_state(state)
             if self._usable(cached, failed, now):
                 assert cached is not None
                 return self._adopt(cached)
-            self._restricted_until = max(self._restricted_until,
-                                         _number(state.get("restricted_until")))
             # Fall back on the newer of the two if fetching fails.
             best = max((t for t in (memory, cached) if t is not None and t.access_token != failed),
                        key=lambda t: t.expires_at, default=memory or cached)
@@ -450,11 +493,11 @@ class TokenProvider:
 
     def _restricted_error(self, until: float, status: int | None) -> RestrictedError:
         when = dt.datetime.fromtimestamp(until, dt.timezone.utc)
-        cause = (f"the token endpoint answered HTTP {status} (too many token requests)"
-                 if status is not None else "recorded in the token cache " + str(self.cache_path))
+        cause = (f"AxelGlobe answered HTTP {status}" if status is not None
+                 else "recorded in the token cache " + str(self.cache_path))
         return RestrictedError(
             f"AxelGlobe restricts client {self.client_id!r} until {_iso(until)} ({cause}). "
-            f"No token request is sent before then: wait until {_iso(until)} and try again, "
+            f"Nothing is sent to AxelGlobe before then: wait until {_iso(until)} and try again, "
             f"and let all processes share one token cache ({ENV_CACHE_DIR}).",
             until=when,
         )

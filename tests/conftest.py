@@ -24,6 +24,8 @@ def clean_environ(
         if name.startswith("AXELGLOBE_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("AXELGLOBE_CACHE_DIR", str(tmp_path_factory.mktemp("token-cache")))
+    # ag.open() makes its auth the process default for download()/load(): not across tests
+    monkeypatch.setattr("pystac_axelglobe.auth._opened", None)
 
 
 @pytest.fixture(scope="session")

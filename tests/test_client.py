@@ -235,6 +235,21 @@ def test_restriction_comes_through_as_restricted_error(tmp_path: Path) -> None:
         with pytest.raises(RestrictedError, match="until") as info:
             list(client.search(collections="grus-1").items())
         assert info.value.until is not None
+        # The API's 429 is remembered in the shared token cache: until it ends, nothing
+        # more is sent, by this client, a new one, or another process on that cache.
+        sent = emu.counters.api_requests
+        with pytest.raises(RestrictedError, match="Nothing is sent to AxelGlobe"):
+            list(client.search(collections="grus-1").items())
+        with pytest.raises(RestrictedError):
+            ag.open(**emu.settings_kwargs(), cache_dir=tmp_path / "a").get_collection("grus-1")
+        script = ("import pystac_axelglobe as ag\n"
+                  "try:\n    ag.open().get_collection('grus-1')\n"
+                  "except ag.RestrictedError as err:\n    print('restricted until', err.until)\n")
+        env = {**os.environ, **emu.env(), "AXELGLOBE_CACHE_DIR": str(tmp_path / "a")}
+        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                              text=True, timeout=120, check=True)
+        assert "restricted until" in done.stdout, done.stderr
+        assert emu.counters.api_requests == sent
 
 
 def test_debug_logs_never_show_the_token(emulator: Emulator,

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from pystac_axelglobe.emulator import Emulator
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,3 +48,19 @@ def test_cli_page_names_every_command() -> None:
     text = (ROOT / "docs" / "cli.md").read_text()
     for name in cli.list_commands(None):  # type: ignore[arg-type]
         assert f"## `axelglobe {name}`" in text
+
+
+def test_readme_first_example_runs_against_the_emulator(
+    emulator_env: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    block = re.search(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert block is not None
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {}
+    exec(block.group(1), namespace)  # as a reader would paste it, with the emulator's env
+    items = namespace["items"]
+    assert len(items) >= 1
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {i.id for i in items}
+    ndvi = namespace["ndvi"].compute()
+    assert -1 <= float(ndvi.min()) <= float(ndvi.max()) <= 1
+

@@ -119,6 +119,19 @@ def test_whole_capture_byte_identical_and_no_authorization_at_storage(
     assert emulator.counters.storage_requests == after["storage_requests"] + 1
 
 
+def test_items_found_with_open_download_with_its_credentials(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # No AXELGLOBE_* in the environment: the credentials were given to ag.open() only.
+    import pystac_axelglobe as ag
+
+    client = ag.open(**emulator.settings_kwargs())
+    items = client.search(filter=ag.filters.capture_id("52eZg9k7rPEyYQGX")).item_collection()
+    assert len(items) >= 2
+    local = ag.download(items, assets=["thumbnail"], directory=tmp_path, progress=False)
+    _assert_identical(emulator, list(items), local, ["thumbnail"])
+
+
 def test_faults_everywhere_still_byte_identical_and_resumed(tmp_path: Path) -> None:
     with Emulator(storage_fault_rate=0.2, api_fault_rate=0.1, fault_seed=7) as emu:
         items = _items(emu)[:4]

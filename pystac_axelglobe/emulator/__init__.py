@@ -32,7 +32,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
@@ -67,6 +67,16 @@ def _serve(host: str, app: WSGIApplication) -> tuple[_QuietServer, threading.Thr
     )
     thread.start()
     return server, thread
+
+
+class SettingsKwargs(TypedDict):
+    """Keyword arguments for ``ag.open()``, ``AxelGlobeAuth()`` and ``Settings.from_env()``."""
+
+    client_id: str
+    client_secret: str
+    api_url: str
+    token_url: str
+    audience: str
 
 
 class Emulator(EmulatorState):
@@ -230,7 +240,7 @@ class Emulator(EmulatorState):
             "AXELGLOBE_AUDIENCE": self.audience,
         }
 
-    def settings_kwargs(self) -> dict[str, str]:
+    def settings_kwargs(self) -> SettingsKwargs:
         """The same as :meth:`env`, as keyword arguments for ``ag.open()`` and friends.
 
         Example:
