@@ -20,7 +20,7 @@ from requests.cookies import extract_cookies_to_jar
 from requests.utils import rewind_body
 
 from .errors import ConfigurationError
-from .settings import ENV_CLIENT_SECRET, Settings
+from .settings import ENV_CLIENT_SECRET, Settings, receiving_cache_dir
 from .tokens import RESTRICTION_THRESHOLD, TokenProvider, parse_retry_after
 
 _R = TypeVar("_R", requests.PreparedRequest, requests.Request)
@@ -245,7 +245,9 @@ class AxelGlobeAuth(AuthBase):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         fields = dict(state["settings"])
+        # This machine's secret, if it has one; the sender's cache folder if it exists here.
         fields["client_secret"] = os.environ.get(ENV_CLIENT_SECRET, "").strip() or None
+        fields["cache_dir"] = receiving_cache_dir(fields["cache_dir"])
         settings = Settings(**fields)
         # Without a secret, shared() prefers this process's provider of the same credential.
         self._setup(settings, TokenProvider.shared(settings))

@@ -46,20 +46,24 @@ import datetime as dt
 import logging
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pystac
+import rasterio
 import rasterio.errors
 import xarray as xr
 from odc.loader import RioDriver, RioReader
 from odc.loader._rio import rio_read
 from odc.stac._mdtools import StacAuxReader, StacMDParser
 
+from .auth import default_auth
 from .errors import AssetError, ConfigurationError
 from .extension import CAPTURE_ID_PROP, GRUS1_BANDS
+from .settings import receiving_cache_dir
 
 if TYPE_CHECKING:
     from odc.geo.geobox import GeoBox
@@ -140,8 +144,20 @@ GRUS1_STAC_CFG: dict[str, Any] = _build_stac_cfg()
 #: each a refused request; merging ranges saves round trips; ``GDAL_HTTP_NETRC=NO`` keeps a
 #: user's ``~/.netrc`` from adding Basic auth. GDAL retries 429/5xx on its own
 #: (``GDAL_HTTP_MAX_RETRY``).
+#:
+#: Requests per asset: with HEAD refused, GDAL learns the file size from a ``GET`` of the
+#: whole file that it cuts off after the headers (one per URL and process; nothing avoids
+#: it short of HEAD), then reads byte ranges. ``GDAL_INGESTED_BYTES_AT_OPEN`` makes its
+#: first range 64 KiB: the COG header and, for small files, all of it (one range instead of
+#: two). ``CPL_VSIL_CURL_HONOR_CACHE_CONTROL=NO``: a ``Cache-Control: no-cache`` from
+#: storage would make GDAL forget the file size between its stat and its open (a second
+#: whole-file GET) and re-download everything on every chunk read; the object behind a
+#: presigned URL never changes, so GDAL's per-process cache (keyed by that URL, 16 MB by
+#: default) is safe to use.
 GDAL_OPTIONS: dict[str, str] = {
+    "CPL_VSIL_CURL_HONOR_CACHE_CONTROL": "NO",
     "CPL_VSIL_CURL_USE_HEAD": "NO",
+    "GDAL_INGESTED_BYTES_AT_OPEN": "65536",
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
     "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
     "GDAL_HTTP_NETRC": "NO",
@@ -250,12 +266,47 @@ def _auth_for(spec: _AuthSpec) -> AxelGlobeAuth:
     with _AUTHS_LOCK:
         auth = _AUTHS.get(spec)
         if auth is None:
-            # the secret, if this machine has one, comes from the worker's environment
+            # The secret, if this machine has one, comes from the worker's environment; the
+            # caller's token cache folder is used where it exists (same machine).
             auth = AxelGlobeAuth(client_id=spec.client_id, api_url=spec.api_url,
                                  token_url=spec.token_url, audience=spec.audience,
-                                 cache_dir=spec.cache_dir)
+                                 cache_dir=receiving_cache_dir(spec.cache_dir))
             _AUTHS[spec] = auth
         return auth
+
+
+# URLs this process has opened once already (an LRU: only memory for the most recent ones).
+_OPENED: OrderedDict[str, None] = OrderedDict()
+_OPENED_MAX = 4096
+_OPENING: dict[str, threading.Lock] = {}
+_OPENED_LOCK = threading.Lock()
+
+
+def _open_once(url: str) -> None:
+    """Open ``url`` with GDAL once per process before any concurrent read of it.
+
+    Chunks and bands of one asset are read by several threads at once. Each read opens the
+    file; GDAL caches its size and header per URL, but only once one open has finished:
+    before that every thread sends its own whole-file size probe and header range. So the
+    first open of a URL is single-flight; the others wait for it and then read from GDAL's
+    cache. Raises what :func:`rasterio.open` raises (the caller re-resolves the URL).
+    """
+    with _OPENED_LOCK:
+        if url in _OPENED:
+            _OPENED.move_to_end(url)
+            return
+        lock = _OPENING.setdefault(url, threading.Lock())
+    with lock:
+        with _OPENED_LOCK:
+            if url in _OPENED:
+                return
+        with rasterio.open(url, sharing=False):
+            pass
+        with _OPENED_LOCK:
+            _OPENED[url] = None
+            while len(_OPENED) > _OPENED_MAX:
+                _OPENED.popitem(last=False)
+            _OPENING.pop(url, None)
 
 
 class AxelGlobeDriver(RioDriver):
@@ -335,6 +386,7 @@ class AxelGlobeDriver(RioDriver):
             signed = assets.resolve(href, auth=self.auth, min_validity=self.min_validity)
             try:
                 with _reading():
+                    _open_once(signed.url)
                     return rio_read(src.patch(uri=signed.url), strict, dst_geobox, dst=dst,
                                     selection=selection)
             except rasterio.errors.RasterioError as err:
@@ -590,6 +642,11 @@ def load(
     item_list = _as_items(items)
     band_list: list[str] | None = [bands] if isinstance(bands, str) else (
         None if bands is None else list(bands))
+    if band_list is not None:
+        # "tci" is one asset but three bands: ask for all three (odc-stac would give only
+        # the first under the asset's name).
+        band_list = [b for name in band_list
+                     for b in (TCI_ALIASES if name == TCI_ASSET else (name,))]
     user_cfg = odc_kwargs.pop("stac_cfg", None)
     if user_cfg is None:
         _check_bands(band_list)
@@ -606,9 +663,7 @@ def load(
             crs = resolution = None
 
     if auth is None:
-        from .auth import AxelGlobeAuth
-
-        auth = AxelGlobeAuth()
+        auth = default_auth()  # the last ag.open()'s, else from the environment
     # Credentials are checked now, not on the first chunk read; and the token lands in the
     # shared cache, where dask workers on this machine pick it up.
     auth.provider.token()

@@ -39,6 +39,23 @@ def default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("pystac-axelglobe", appauthor=False))
 
 
+def receiving_cache_dir(sent: str | os.PathLike[str]) -> Path:
+    """The token cache folder for an auth that crossed a process boundary (pickle, dask).
+
+    The sender's folder where it exists here (same machine: one shared token), else this
+    machine's ``AXELGLOBE_CACHE_DIR`` if set, else the sender's path anyway.
+
+    Example:
+        >>> receiving_cache_dir("/") == Path("/")
+        True
+    """
+    path = Path(sent)
+    if path.is_dir():
+        return path
+    local = os.environ.get(ENV_CACHE_DIR, "").strip()
+    return Path(local).expanduser() if local else path
+
+
 def is_loopback(url: str) -> bool:
     """Whether ``url`` points at this machine (where plain HTTP is acceptable).
 

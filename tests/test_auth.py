@@ -238,13 +238,18 @@ def test_pickled_auth_in_other_processes(tmp_path: Path) -> None:
     with Emulator() as emu:
         warm = AxelGlobeAuth(**kwargs_of(emu))
         assert requests.get(emu.api_url, auth=warm, timeout=30).status_code == 200
+        (tmp_path / "empty").mkdir()
         cold = AxelGlobeAuth(**kwargs_of(emu), cache_dir=tmp_path / "empty")
+        # another machine's cache folder (absent here): the receiver's AXELGLOBE_CACHE_DIR,
+        # which on this machine holds the warm token
+        elsewhere = AxelGlobeAuth(**kwargs_of(emu), cache_dir=tmp_path / "not-on-this-host")
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(1, mp_context=ctx) as pool:
             # same machine, shared token cache: works without the secret, no new token
             assert pool.submit(_unpickle_and_get, pickle.dumps(warm)).result(60) == "200"
             # empty cache and no secret on the worker: a clear error, nothing sent
             message = pool.submit(_unpickle_and_get, pickle.dumps(cold)).result(60)
+            assert pool.submit(_unpickle_and_get, pickle.dumps(elsewhere)).result(60) == "200"
         assert message.startswith("ConfigurationError") and "AXELGLOBE_CLIENT_SECRET" in message
         assert emu.counters.token_requests == 1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import pickle
 import secrets
 import time
@@ -52,6 +53,30 @@ def _capture(emu: Emulator, capture_id: str) -> list[pystac.Item]:
 def _auth(emu: Emulator) -> ag.AxelGlobeAuth:
     return ag.AxelGlobeAuth(emu.client_id, emu.client_secret, api_url=emu.api_url,
                             token_url=emu.token_url, audience=emu.audience)
+
+
+def _clear_gdal_http_cache() -> None:
+    """Forget the file sizes and byte ranges GDAL cached from HTTP in this process."""
+    # rasterio does not expose VSICurlClearCache: call it in the libgdal rasterio loaded
+    with open("/proc/self/maps") as maps:
+        paths = {line.split()[-1] for line in maps if "libgdal" in line}
+    if len(paths) != 1:
+        pytest.skip(f"cannot tell which libgdal rasterio uses: {sorted(paths)}")
+    ctypes.CDLL(paths.pop()).VSICurlClearCache()
+
+
+def _storage_log(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """(file name, Range header or "") of every storage request from now on."""
+    log: list[tuple[str, str]] = []
+    handler = emu._storage
+
+    def logged(request: Any) -> Any:
+        log.append((request.path.rsplit("/", 1)[-1], request.headers.get("Range", "")))
+        return handler(request)
+
+    # storage_app looks the handler up on every request
+    monkeypatch.setattr(emu, "_storage", logged)
+    return log
 
 
 def expected(emu: Emulator, items: Sequence[pystac.Item], asset: str, var: xr.DataArray,
@@ -113,6 +138,47 @@ def test_capture_mosaic_is_pixel_exact(emulator: Emulator) -> None:
                                   expected(emulator, tiles, "msi_udm", ds.udm, fill=255))
 
 
+def test_requests_per_asset_one_redirect_one_size_probe_one_range(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    with Emulator() as emu:  # fresh hrefs: nothing resolved or cached for them yet
+        item = _capture(emu, JAPAN_CAPTURE)[0]
+        files = _archive(emu).assets(item.id)
+        _clear_gdal_http_cache()
+        log = _storage_log(emu, monkeypatch)
+
+        # tci at 2.5 m: 512x512 px in four chunks, three bands: twelve reads of one file
+        ds = ag.load([item], bands=["red", "nir", "tci_red", "tci_green", "tci_blue"],
+                     resolution=2.5, chunks={"x": 256, "y": 256}, auth=_auth(emu)).compute()
+
+        np.testing.assert_array_equal(ds.tci_blue.isel(time=0).values,
+                                      expected(emu, [item], "tci", ds.tci_blue, band=3))
+        assert emu.counters.redirects == 3  # one per asset, not per chunk or band
+        by_file: dict[str, list[str]] = {}
+        for name, byte_range in log:
+            by_file.setdefault(name, []).append(byte_range)
+        for asset in ("band3", "band5", "tci"):
+            size = files[asset].stat().st_size
+            got = by_file.pop(files[asset].name)
+            # GDAL learns the size from a GET it cuts off after the headers (storage refuses
+            # HEAD), once per file however many threads read it, then reads ranges: a small
+            # file is one range (the first 64 KiB), not a stat, an open and two ranges as
+            # before. Chunks read at once may fetch a block twice, but no read starts over.
+            assert got[0] == "" and "" not in got[1:], (asset, got)
+            spans = [tuple(map(int, r.removeprefix("bytes=").split("-"))) for r in got[1:]]
+            assert spans[0] == (0, min(size, 65536) - 1), (asset, got)
+            assert sum(b - a + 1 for a, b in spans) < 1.5 * size, (asset, got)
+            if size <= 65536:
+                assert got == ["", f"bytes=0-{size - 1}"]
+        assert not by_file
+        assert emu.counters.storage_head_requests == 0
+
+        # the same assets again in this process: GDAL's cache answers, storage hears nothing
+        log.clear()
+        again = ag.load([item], bands=["red"], auth=_auth(emu))
+        np.testing.assert_array_equal(again.red.isel(time=0).values, ds.red.values[0, ::2, ::2])
+        assert log == []
+
+
 def test_pan_and_tci_load_at_2_5_m_pixel_exact(emulator: Emulator) -> None:
     item = _capture(emulator, JAPAN_CAPTURE)[1]
 
@@ -125,6 +191,13 @@ def test_pan_and_tci_load_at_2_5_m_pixel_exact(emulator: Emulator) -> None:
         np.testing.assert_array_equal(ds[name].isel(time=0).values,
                                       expected(emulator, [item], "tci", ds[name], band=band))
     assert ds.tci_red.dtype == np.uint8
+
+    # "tci" alone is the whole true-colour image: its three bands, not just the first
+    tci = ag.load([item], bands="tci", auth=_auth(emulator))
+    assert list(tci.data_vars) == ["tci_red", "tci_green", "tci_blue"]
+    assert tci.odc.geobox.resolution.x == 2.5
+    np.testing.assert_array_equal(tci.tci_blue.isel(time=0).values,
+                                  expected(emulator, [item], "tci", tci.tci_blue, band=3))
 
 
 def test_groupby_capture_one_slice_per_capture_in_time_order(emulator: Emulator) -> None:
@@ -241,8 +314,10 @@ def test_url_refused_by_storage_is_resolved_again(caplog: pytest.LogCaptureFixtu
         ds.red.compute()  # caches a presigned URL valid for 15 minutes
         redirects = emu.counters.redirects
         # Storage stops honouring every URL issued so far (as after a key rotation): the
-        # cached URL now gets 403 although it has not expired.
+        # cached URL now gets 403 although it has not expired. GDAL forgets what it read
+        # (else its cache answers, as it would in this process, and storage is never asked).
         emu._signing_key = secrets.token_bytes(32)
+        _clear_gdal_http_cache()
 
         again = ds.red.compute()
 

@@ -32,6 +32,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.utils import send_file
 from werkzeug.wrappers import Request, Response
+from werkzeug.wsgi import FileWrapper
 
 from . import search as search_mod
 
@@ -725,8 +726,16 @@ class EmulatorState:
                              etag=True, max_age=None)
         response.headers["Accept-Ranges"] = "bytes"
         response.headers.pop("Date", None)  # the server adds its own; no duplicate header
+        # S3 sends no Cache-Control unless the object was stored with one; werkzeug's
+        # "no-cache" would make GDAL re-fetch what it already has (see datacube.GDAL_OPTIONS).
+        response.headers.pop("Cache-Control", None)
         response.direct_passthrough = False
         original = cast("Iterable[bytes]", response.response)
+        wrapper = getattr(original, "iterable", original)  # under a Range: werkzeug's wrapper
+        if isinstance(wrapper, FileWrapper):
+            # read the file in 64 KiB blocks, not werkzeug's 8 KiB: an eighth of the Python
+            # loop turns per byte, the same bytes on the wire
+            wrapper.buffer_size = CHUNK
         length = response.content_length or 0
         response.response = self._stream(
             original, request.environ, drop_after=length // 2 if fault == "drop" else None
