@@ -43,6 +43,7 @@ import requests.adapters
 import urllib3.exceptions
 from urllib3.util.retry import Retry
 
+from ._retry import RETRY_STATUSES, AxelGlobeRetry
 from .auth import default_auth
 from .errors import AssetError, ConfigurationError, DownloadError
 
@@ -66,12 +67,11 @@ CHUNK_SIZE = 1024 * 1024
 #: (connect, read) timeouts in seconds for every request this module sends.
 TIMEOUT = (10.0, 60.0)
 #: Statuses that are retried with backoff (``Retry-After`` honoured).
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: How many 403s from storage in a row (each followed by a fresh redirect) before giving up.
 MAX_FORBIDDEN = 3
 
-#: Retry policy of the resolving (API) session's adapter.
-RESOLVE_RETRY = Retry(
+#: Retry policy of the resolving (API) session's adapter (a restriction is not slept through).
+RESOLVE_RETRY = AxelGlobeRetry(
     total=6,
     connect=6,
     read=6,
@@ -340,7 +340,7 @@ def _request_redirect(href: str, auth: AxelGlobeAuth) -> _Cached:
     session = _api_session(auth)
     # The adapter retries 5xx/429 and failed connections; this policy covers the one case it
     # cannot see: an answer whose body is cut off (a dropped connection after the headers).
-    retry = RESOLVE_RETRY.new()
+    retry: Retry = RESOLVE_RETRY.new()
     while True:
         started = time.time()
         try:
@@ -362,6 +362,8 @@ def _request_redirect(href: str, auth: AxelGlobeAuth) -> _Cached:
             except requests.RequestException as err:
                 retry = _increment(retry, href, err)
                 continue
+        if status == 429:
+            auth.provider.check_restriction()  # recorded by the auth: a RestrictedError
         raise AssetError(
             f"could not resolve {href}: HTTP {status}{_describe(body)}; {_hint(status)}"
         )

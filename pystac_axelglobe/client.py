@@ -41,15 +41,15 @@ from pystac.serialization import identify_stac_object_type
 from pystac_client.exceptions import APIError
 from pystac_client.item_search import BaseSearch
 from pystac_client.stac_api_io import StacApiIO, Timeout
-from urllib3.exceptions import MaxRetryError, ProtocolError, ResponseError
+from urllib3.exceptions import MaxRetryError, ProtocolError
 from urllib3.util.retry import Retry
 
+from ._retry import RETRY_STATUSES, AxelGlobeRetry
 from .errors import AxelGlobeError, ConfigurationError, InvalidQueryError, RestrictedError
 from .extension import ensure_extension_hooks, normalize_item
 from .filters import _check_lonlat, to_shapely, validate_filter
 from .filters import intersects as _intersects_clause
 from .settings import Settings
-from .tokens import RESTRICTION_THRESHOLD
 
 if TYPE_CHECKING:
     from pystac.catalog import Catalog
@@ -76,10 +76,6 @@ AXELGLOBE_CONFORMS_TO: tuple[str, ...] = (
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
 )
 
-#: Statuses retried with backoff (``Retry-After`` honoured).
-RETRY_STATUSES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
-#: A ``Retry-After`` longer than this is not waited out inside one call: it is a restriction.
-MAX_RETRY_AFTER = RESTRICTION_THRESHOLD
 
 # Parameters of the STAC API that AxelGlobe does not implement, with what to do instead.
 _UNSUPPORTED = {
@@ -98,30 +94,6 @@ def _complete_conformance(d: dict[str, Any]) -> None:
 
 
 # --- retries ---------------------------------------------------------------------------
-
-
-class AxelGlobeRetry(Retry):
-    """urllib3 ``Retry`` that does not wait out a long ``Retry-After`` (a restriction).
-
-    Such a response is handed back as it is, and the I/O layer raises a
-    :class:`~pystac_axelglobe.errors.RestrictedError` saying until when.
-    """
-
-    def increment(  # type: ignore[override]
-        self,
-        method: str | None = None,
-        url: str | None = None,
-        response: Any = None,
-        error: Exception | None = None,
-        _pool: Any = None,
-        _stacktrace: Any = None,
-    ) -> Retry:
-        """As ``Retry.increment``; gives up at once on a ``Retry-After`` over the cap."""
-        if response is not None:
-            wait = self.get_retry_after(response)
-            if wait is not None and wait > MAX_RETRY_AFTER:
-                raise MaxRetryError(_pool, url or "", ResponseError(f"Retry-After {wait:g}s"))
-        return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
 def default_retry(backoff_factor: float = 0.25) -> Retry:

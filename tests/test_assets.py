@@ -7,6 +7,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pystac
@@ -20,7 +21,7 @@ from pystac_axelglobe.assets import PresignedURL, invalidate, resolve
 from pystac_axelglobe.auth import AxelGlobeAuth
 from pystac_axelglobe.emulator import Emulator
 from pystac_axelglobe.emulator.archive import Archive
-from pystac_axelglobe.errors import AssetError
+from pystac_axelglobe.errors import AssetError, RestrictedError
 
 
 @pytest.fixture(autouse=True)
@@ -254,3 +255,24 @@ def test_redirect_without_expiry_gets_the_default_lifetime(
     assert url.url == "http://127.0.0.1:9/files/b.tif"  # relative Location, made absolute
     assert started + assets.DEFAULT_EXPIRY - 1 <= url.expires_at <= time.time() + 60
     assert mock.calls[-1].request.headers["Authorization"] == "Bearer tok"
+
+
+def test_a_restricted_client_is_told_at_once_and_sends_nothing_more(tmp_path: Path) -> None:
+    with Emulator(restrict_after=1, restrict_window=60, restrict_period=60) as emu:
+        auth = AxelGlobeAuth(**emu.settings_kwargs(), cache_dir=tmp_path / "a")
+        href = _items(emu)[0].assets["tci"].href
+        resolve(href, auth=auth)
+        other = AxelGlobeAuth(**emu.settings_kwargs(), cache_dir=tmp_path / "b")
+        with pytest.raises(RestrictedError):  # a second token request trips the restriction
+            other.headers()
+        invalidate(href)
+        before = emu.counters.api_requests
+        with pytest.raises(RestrictedError) as info:
+            resolve(href, auth=auth)  # the API answers 429, Retry-After ~60 s
+        # one request, not retried: urllib3 would sleep Retry-After before each retry
+        sent = emu.counters.api_requests
+        assert sent == before + 1
+        assert info.value.until.timestamp() - time.time() > 30
+        with pytest.raises(RestrictedError):
+            resolve(href, auth=auth)
+        assert emu.counters.api_requests == sent
