@@ -28,9 +28,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import operator
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -47,7 +48,7 @@ from urllib3.util.retry import Retry
 from ._retry import RETRY_STATUSES, AxelGlobeRetry
 from .errors import AxelGlobeError, ConfigurationError, InvalidQueryError, RestrictedError
 from .extension import ensure_extension_hooks, normalize_item
-from .filters import _check_lonlat, to_shapely, validate_filter
+from .filters import _check_lonlat, format_number, to_shapely, validate_filter
 from .filters import intersects as _intersects_clause
 from .settings import Settings
 
@@ -128,7 +129,9 @@ def _numbers(value: Any, what: str) -> list[float]:
     items: Sequence[Any]
     if isinstance(value, str):
         items = [part.strip() for part in value.split(",")]
-    elif isinstance(value, (Sequence, tuple)) and not isinstance(value, (bytes, bytearray)):
+    elif isinstance(value, Iterable) and not isinstance(value, (bytes, bytearray, Mapping)):
+        # any iterable, as pystac-client takes: numpy arrays (geopandas' total_bounds),
+        # tuples (shapely's bounds), generators
         items = list(value)
     else:
         raise InvalidQueryError(f"{what} must be a list of numbers, got {value!r}")
@@ -292,7 +295,13 @@ def to_axelglobe_params(parameters: Mapping[str, Any] | None) -> dict[str, str]:
         if value is None:
             continue
         if name == "bbox":
-            out["bbox"] = ",".join(f"{n:g}" for n in check_bbox(value))
+            numbers = check_bbox(value)
+            if len(numbers) == 6:
+                # AxelGlobe documents minX,minY,maxX,maxY only; footprints are 2D, so the
+                # heights change nothing, while a server reading the first four numbers
+                # of a 3D bbox would take minZ for maxX.
+                numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
+            out["bbox"] = ",".join(format_number(n) for n in numbers)
         elif name == "datetime":
             checked = check_datetime(value)
             if checked is not None:
@@ -493,6 +502,27 @@ class AxelGlobeStacApiIO(StacApiIO):
 # --- the client ----------------------------------------------------------------------------
 
 
+def _check_limit(limit: Any, max_items: Any) -> None:
+    # pystac-client refuses these too, but with a bare Exception (or a TypeError for text).
+    if limit is None:
+        return
+    try:
+        if isinstance(limit, bool):
+            raise TypeError("a bool")
+        limit = operator.index(limit)  # int or numpy integer; not 2.5, not "10"
+    except TypeError as err:
+        raise InvalidQueryError(
+            f"limit must be an integer, got {limit!r} (items per page)"
+        ) from err
+    if isinstance(max_items, int) and max_items >= 1:
+        limit = min(limit, max_items)  # what pystac-client sends
+    if not 1 <= limit <= 10000:
+        raise InvalidQueryError(
+            f"limit must be between 1 and 10000, got {limit} (items per page; use "
+            "max_items= to cap the total)"
+        )
+
+
 class AxelGlobeClient(pystac_client.Client):
     """``pystac_client.Client`` whose ``search()`` checks its arguments before sending.
 
@@ -529,6 +559,11 @@ class AxelGlobeClient(pystac_client.Client):
         """
         if method not in (None, "GET", "POST"):
             raise InvalidQueryError(f"method must be 'GET' or 'POST', got {method!r}")
+        bbox = kwargs.get("bbox")
+        if bbox is not None and not isinstance(bbox, str):
+            # checked here and formatted by pystac-client: an iterator must survive both
+            kwargs["bbox"] = bbox = list(bbox) if isinstance(bbox, Iterable) else bbox
+        _check_limit(kwargs.get("limit"), kwargs.get("max_items"))
         raw = {
             "bbox": kwargs.get("bbox"),
             "datetime": kwargs.get("datetime"),

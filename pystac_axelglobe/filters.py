@@ -17,6 +17,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from .errors import InvalidQueryError
@@ -49,11 +50,28 @@ def _number(value: Any, what: str) -> float:
     return float(value)
 
 
+def format_number(value: float) -> str:
+    """A number as query text: every digit kept, no exponent, no trailing ``.0``.
+
+    ``f"{n:g}"`` keeps 6 significant digits only: 135.499248 would become 135.499, ~50 m
+    off, and a cloud cover of 12.3456789 would become 12.3457.
+
+    Example:
+        >>> format_number(135.499248), format_number(133.0), format_number(0.00001)
+        ('135.499248', '133', '0.00001')
+    """
+    number = float(value)
+    if number.is_integer():
+        return str(int(number))
+    # repr() is the shortest text that reads back as the same float; Decimal drops "e-05".
+    return format(Decimal(repr(number)), "f")
+
+
 def _percent(value: Any, what: str) -> str:
     number = _number(value, what)
     if not 0 <= number <= 100:
         raise InvalidQueryError(f"{what} must be between 0 and 100 (percent), got {value!r}")
-    return f"{number:g}"
+    return format_number(number)
 
 
 def cloud_cover(max: float, min: float | None = None) -> str:  # noqa: A002 - the API's words
@@ -206,7 +224,9 @@ def intersects(geom: Any) -> str:
     """
     import shapely
 
-    shape = to_shapely(geom)
+    # Footprints are 2D and the guide's literals are 2D: a Z (GeoJSON altitude) is dropped
+    # rather than sent as "POINT Z (...)", which AxelGlobe does not document.
+    shape = shapely.force_2d(to_shapely(geom))
     return f"S_INTERSECTS(geometry, {shapely.to_wkt(shape, rounding_precision=-1)})"
 
 
@@ -331,7 +351,17 @@ def validate_filter(filter: str | Mapping[str, Any], filter_lang: str | None = N
             if not stripped:
                 raise InvalidQueryError("the filter is empty; pass CQL2 text or leave it out")
             if filter_lang == "cql2-json" or stripped.startswith("{"):
-                expr = cql2.Expr(json.loads(stripped))
+                try:
+                    tree = json.loads(stripped)
+                except ValueError as err:
+                    if stripped.startswith("{"):
+                        raise
+                    raise InvalidQueryError(
+                        f"filter_lang='cql2-json' but the filter is not CQL2-JSON: "
+                        f"{stripped!r:.80}; drop filter_lang (or pass 'cql2-text') for CQL2 "
+                        "text, or pass the filter as a CQL2-JSON dict"
+                    ) from err
+                expr = cql2.Expr(tree)
             else:
                 expr = cql2.parse_text(stripped)
                 text = stripped
@@ -356,6 +386,7 @@ def validate_filter(filter: str | Mapping[str, Any], filter_lang: str | None = N
 
 __all__ = [
     "SUPPORTED_GEOMETRY_TYPES",
+    "format_number",
     "all_of",
     "any_of",
     "aoi_cloud_cover",

@@ -12,10 +12,13 @@ import textwrap
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+import numpy as np
 import pystac
 import pystac_client
 import pytest
 import requests
+import shapely
+import shapely.geometry
 from pystac.extensions.eo import EOExtension
 from pystac_client.exceptions import APIError
 
@@ -168,6 +171,12 @@ BAD_SEARCHES: list[tuple[dict[str, Any], str]] = [
     ({"fields": ["id"]}, "fields= is not supported"),
     ({"query": {"eo:cloud_cover": {"lt": 3}}}, "use filter= with CQL2"),
     ({"method": "PUT"}, "method must be 'GET' or 'POST'"),
+    # pystac-client itself raises a bare Exception for these; ours says what to do
+    ({"limit": 0}, "limit must be between 1 and 10000, got 0"),
+    ({"limit": 20000}, "limit must be between 1 and 10000"),
+    ({"limit": "ten"}, "limit must be an integer, got 'ten'"),
+    ({"filter": "eo:cloud_cover <= 20", "filter_lang": "cql2-json"},
+     "filter_lang='cql2-json' but the filter is not CQL2-JSON"),
 ]
 
 
@@ -180,6 +189,86 @@ def test_bad_input_is_refused_before_anything_is_sent(
         client.search(collections="grus-1", **kwargs)
     assert emulator.counters.search_requests == searches
     assert len(emulator.requests) == sent
+
+
+def all_features(emu: Emulator) -> list[dict[str, Any]]:
+    """Every item as served by /features, with plain requests."""
+    headers = {"Authorization": f"Bearer {emu.token()}"}
+    body = requests.get(f"{emu.api_url}/collections/grus-1/features", params={"limit": 100},
+                        headers=headers, timeout=30).json()
+    assert not any(link["rel"] == "next" for link in body["links"])
+    features: list[dict[str, Any]] = body["features"]
+    return features
+
+
+def _footprint(feature: dict[str, Any]) -> Any:
+    return shapely.geometry.shape({k: v for k, v in feature["geometry"].items() if k != "crs"})
+
+
+def _ids_in(features: list[dict[str, Any]], bbox: list[float]) -> set[str]:
+    box = shapely.geometry.box(*bbox)
+    return {f["id"] for f in features if _footprint(f).intersects(box)}
+
+
+def _sent_bbox(emu: Emulator, before: int) -> list[str]:
+    return [parse_qs(query)["bbox"][0] for _, path, query in emu.requests[before:]
+            if path.endswith("/search")]
+
+
+def test_bbox_is_sent_at_full_precision(emulator: Emulator) -> None:
+    # A thin box just east of a tile's easternmost corner, where rounding to 6 significant
+    # digits (up to ~50 m at 135°E) changes which tiles it touches.
+    features = all_features(emulator)
+    for feature in features:
+        x, y = max(_footprint(feature).exterior.coords)
+        bbox = [x + 4e-5, y - 1e-5, x + 9e-5, y + 1e-5]
+        truth = _ids_in(features, bbox)
+        if truth != _ids_in(features, [float(f"{n:g}") for n in bbox]):
+            break
+    else:
+        pytest.fail("no tile corner where rounding the bbox changes the result")
+    client = ag.open(**emulator.settings_kwargs())
+    before = len(emulator.requests)
+    assert {i.id for i in client.search(bbox=bbox).items()} == truth
+    assert {sent for sent in _sent_bbox(emulator, before)} == {",".join(map(repr, bbox))}
+
+
+def test_bbox_as_numpy_array_or_iterator_like_pystac_client(emulator: Emulator) -> None:
+    # pystac-client takes any iterable of numbers (geopandas' total_bounds is a numpy array)
+    features = all_features(emulator)
+    bbox = [135.49, 35.49, 135.52, 35.52]
+    truth = _ids_in(features, bbox)
+    assert truth
+    client = ag.open(**emulator.settings_kwargs())
+    forms: list[Any] = [np.array(bbox), iter(bbox), (n for n in bbox)]
+    for form in forms:
+        before = len(emulator.requests)
+        assert {i.id for i in client.search(bbox=form).items()} == truth
+        assert set(_sent_bbox(emulator, before)) == {"135.49,35.49,135.52,35.52"}
+
+
+def test_a_3d_bbox_is_sent_as_the_documented_four_numbers(emulator: Emulator) -> None:
+    features = all_features(emulator)
+    bbox = [135.49, 35.49, 135.52, 35.52]
+    truth = _ids_in(features, bbox)
+    client = ag.open(**emulator.settings_kwargs())
+    before = len(emulator.requests)
+    got = client.search(bbox=[135.49, 35.49, -100, 135.52, 35.52, 4000]).items()
+    assert {i.id for i in got} == truth
+    assert set(_sent_bbox(emulator, before)) == {"135.49,35.49,135.52,35.52"}
+
+
+def test_a_3d_intersects_geometry_is_sent_as_2d(emulator: Emulator) -> None:
+    features = all_features(emulator)
+    x, y = _footprint(features[0]).centroid.coords[0]
+    truth = {f["id"] for f in features if _footprint(f).intersects(shapely.Point(x, y))}
+    client = ag.open(**emulator.settings_kwargs())
+    before = len(emulator.requests)
+    got = client.search(intersects={"type": "Point", "coordinates": [x, y, 120.0]}).items()
+    assert {i.id for i in got} == truth
+    sent = [parse_qs(q)["filter"][0] for _, path, q in emulator.requests[before:]
+            if path.endswith("/search")]
+    assert set(sent) == {f"S_INTERSECTS(geometry, POINT ({x!r} {y!r}))"}
 
 
 def test_check_helpers_accept_what_pystac_client_accepts() -> None:

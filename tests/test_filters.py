@@ -46,6 +46,21 @@ def test_cloud_cover_text_is_the_guides() -> None:
     _parses(filters.cloud_cover(12.5, min=2))
 
 
+def test_builders_keep_every_digit_of_a_threshold() -> None:
+    # rounded to 6 significant digits, 12.3456789 would become 12.3457 and let more through
+    assert filters.cloud_cover(12.3456789) == "eo:cloud_cover <= 12.3456789"
+    assert filters.cloud_cover(0.00001) == "eo:cloud_cover <= 0.00001"
+    assert filters.aoi_cloud_cover(33.333333333) == "avg(eo:cloud_cover) <= 33.333333333"
+    _parses(filters.cloud_cover(0.00001))
+
+
+def test_intersects_drops_z_coordinates() -> None:
+    # footprints are 2D; AxelGlobe's literals are 2D (the guide has no POINT Z)
+    assert filters.intersects({"type": "Point", "coordinates": [1.5, 2, 30]}) == (
+        "S_INTERSECTS(geometry, POINT (1.5 2))")
+    assert " Z " not in filters.intersects(shapely.from_wkt("LINESTRING Z (0 0 1, 1 1 2)"))
+
+
 @pytest.mark.parametrize(
     ("call", "words"),
     [

@@ -98,8 +98,8 @@ class Emulator(EmulatorState):
         storage_delay: seconds slept per 64 KiB streamed from storage.
         allow_post_search: answer ``POST /search`` instead of 405.
         conforms_to: put ``conformsTo`` in the landing page.
-        root_links: add a ``rel=root`` link to collections and items. AxelGlobe sends none
-            (see the guide's examples); STAC API validators want one.
+        root_links: add a ``rel=root`` link to collections, items and item pages. AxelGlobe
+            sends none (see the guide's examples); STAC API validators want one.
         fault_seed: seed of the fault generator (the same seed gives the same faults).
         scale: archive scale, ``"small"`` or ``"large"``.
         data_dir: where the archive is built (default: the user cache folder).

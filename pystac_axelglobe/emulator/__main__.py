@@ -54,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-conforms-to", action="store_true",
                    help="leave conformsTo out of the landing page")
     p.add_argument("--root-links", action="store_true",
-                   help="add rel=root links to collections and items (AxelGlobe has none)")
+                   help="add rel=root links to collections, items and item pages "
+                   "(AxelGlobe has none)")
     p.add_argument("--scale", choices=("small", "large"), default="small",
                    help="archive scale (default small)")
     p.add_argument("--data-dir", default=None, help="where the archive is built and kept")

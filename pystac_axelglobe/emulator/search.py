@@ -245,12 +245,29 @@ def _literal_geometry(node: Any) -> BaseGeometry:
         box = node["bbox"]
         if len(box) == 6:
             box = [box[0], box[1], box[3], box[4]]
-        return shapely.box(*box)
+        return bbox_geometry(*box)
     if isinstance(node, dict) and node.get("type") in SUPPORTED_GEOMETRIES:
         return shapely.geometry.shape(node)
     if isinstance(node, dict) and node.get("type") == "GeometryCollection":
         raise SearchError("GEOMETRYCOLLECTION is not supported in S_INTERSECTS")
     raise SearchError("the second argument of S_INTERSECTS must be a geometry literal or BBOX")
+
+
+def bbox_geometry(minx: float, miny: float, maxx: float, maxy: float) -> BaseGeometry:
+    """A bbox as a geometry; a west edge east of the east edge crosses the antimeridian.
+
+    STAC API (``bbox``) and CQL2 (``BBOX(...)``) both read ``minx > maxx`` that way; a plain
+    ``shapely.box`` would instead span the other 340-odd degrees of longitude.
+
+    Example:
+        >>> bbox_geometry(170, -10, -170, 10).geom_type
+        'MultiPolygon'
+    """
+    if minx <= maxx:
+        return shapely.box(minx, miny, maxx, maxy)
+    return shapely.MultiPolygon(
+        [shapely.box(minx, miny, 180, maxy), shapely.box(-180, miny, maxx, maxy)]
+    )
 
 
 def parse_params(args: Mapping[str, str]) -> SearchParams:
@@ -454,7 +471,7 @@ def _compare(op: str, left: Any, right: Any) -> bool:
 def _search_area(params: SearchParams) -> BaseGeometry | None:
     """The ``bbox`` or ``intersects`` parameter as a geometry (never both: refused earlier)."""
     if params.bbox:
-        return shapely.box(*params.bbox)
+        return bbox_geometry(*params.bbox)
     if params.intersects:
         return shapely.geometry.shape(params.intersects)
     return None

@@ -18,6 +18,7 @@ import json
 import math
 import mimetypes
 import random
+import re
 import secrets
 import socket
 import threading
@@ -27,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote, urlencode
+from xml.sax.saxutils import escape
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
@@ -49,6 +51,8 @@ BUCKET = "axelglobe-archive"
 FAULT_KINDS = ("503", "502", "429", "drop")
 CHUNK = 64 * 1024
 OPENAPI_TYPE = "application/vnd.oai.openapi+json;version=3.0"
+# One byte range, "bytes=first-last" with either end (not both) left out (RFC 9110 14.1.2).
+_RANGE = re.compile(r"bytes=\s*(\d*)\s*-\s*(\d*)")
 
 CONFORMANCE = [
     "https://api.stacspec.org/v1.0.0/core",
@@ -596,23 +600,26 @@ class EmulatorState:
         matches = search_mod.search(self._items, params)
         start = (params.page - 1) * params.limit
         features = [self._rooted(f) for f in matches[start : start + params.limit]]
+        # As in the guide's search response: next (only when there is more) and self, both
+        # typed application/json, and no root link (unless root_links asks for one).
         links = []
         # The AxelGlobe quirk: the next link carries only ?page=N, not the original query.
         if start + params.limit < len(matches):
-            links.append(
-                self._link("next", f"{base}?page={params.page + 1}", type="application/geo+json")
-            )
-        links.append(self._link("self", base, type="application/geo+json"))
-        links.append(self._link("root", self.api_url))
-        # numberMatched is deliberately absent, as in the real API.
+            links.append(self._link("next", f"{base}?page={params.page + 1}"))
+        links.append(self._link("self", base))
+        # numberMatched is deliberately absent, as in the real API. The timestamp is the
+        # guide's naive UTC with six fraction digits, even on a whole second.
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
         return _json(
-            {
-                "type": "FeatureCollection",
-                "features": features,
-                "links": links,
-                "timestamp": datetime.now(timezone.utc).replace(tzinfo=None).isoformat(),
-                "numberReturned": len(features),
-            }
+            self._rooted(
+                {
+                    "type": "FeatureCollection",
+                    "features": features,
+                    "links": links,
+                    "timestamp": now.isoformat(timespec="microseconds"),
+                    "numberReturned": len(features),
+                }
+            )
         )
 
     def _api_items(self, request: Request, cid: str) -> Response:
@@ -625,8 +632,14 @@ class EmulatorState:
             body = request.get_json(silent=True)
             if not isinstance(body, dict):
                 return _api_error(400, "InvalidParameterValue", "Body must be a JSON object")
+            # The body as the GET query it stands for: lists comma-joined, objects (the
+            # "intersects" geometry) as JSON text, as parse_params reads them.
             args = {
-                k: ",".join(map(str, v)) if isinstance(v, list) else str(v)
+                k: ",".join(map(str, v))
+                if isinstance(v, list)
+                else json.dumps(v)
+                if isinstance(v, dict)
+                else str(v)
                 for k, v in body.items()
                 if k != "filter"
             }
@@ -716,6 +729,9 @@ class EmulatorState:
             file_path = self.archive.asset_path(parts[2], parts[3])
         except KeyError:
             return _s3_error(404, "NoSuchKey", "The specified key does not exist.", request.path)
+        unsatisfiable = self._normalise_range(request, file_path.stat().st_size)
+        if unsatisfiable is not None:
+            return unsatisfiable
         fault = self._pick_fault(self.storage_fault_rate)
         if fault is not None and fault != "drop":
             return self._fault_response(fault)
@@ -741,6 +757,49 @@ class EmulatorState:
             original, request.environ, drop_after=length // 2 if fault == "drop" else None
         )
         return response
+
+    @staticmethod
+    def _normalise_range(request: Request, size: int) -> Response | None:
+        """Make the ``Range`` header one werkzeug serves as S3 does; a 416 if unsatisfiable.
+
+        werkzeug answers 416 to a suffix longer than the file (RFC 9110 says: the whole
+        file) and to malformed or multiple ranges (S3 ignores those and sends the whole
+        object, 200). So: a malformed or multi-range header is dropped, a valid single range
+        is rewritten as ``bytes=first-last`` within the file, and a range that starts at or
+        past the end (or ``bytes=-0``) gets S3's 416 ``InvalidRange``.
+        """
+        value = request.environ.get("HTTP_RANGE")
+        if value is None:
+            return None
+        match = _RANGE.fullmatch(value.strip())
+        first, last = (match.group(1), match.group(2)) if match else ("", "")
+        if not (first or last) or (first and last and int(last) < int(first)):
+            del request.environ["HTTP_RANGE"]  # malformed or several ranges: ignored
+            return None
+        if not first:  # a suffix: the last N bytes, or the whole file if it is shorter
+            start, end = max(0, size - int(last)), size - 1
+            satisfiable = int(last) > 0 and size > 0
+        else:
+            start = int(first)
+            end = min(int(last), size - 1) if last else size - 1
+            satisfiable = start < size
+        if not satisfiable:
+            body = (
+                '<?xml version="1.0" encoding="UTF-8"?>\n'
+                "<Error><Code>InvalidRange</Code>"
+                "<Message>The requested range is not satisfiable</Message>"
+                f"<RangeRequested>{escape(value)}</RangeRequested>"
+                f"<ActualObjectSize>{size}</ActualObjectSize>"
+                f"<RequestId>{secrets.token_hex(8).upper()}</RequestId></Error>"
+            )
+            return Response(
+                body,
+                status=416,
+                content_type="application/xml",
+                headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"},
+            )
+        request.environ["HTTP_RANGE"] = f"bytes={start}-{end}"
+        return None
 
     def _stream(
         self, body: Iterable[bytes], environ: WSGIEnvironment, drop_after: int | None

@@ -3,6 +3,7 @@ themselves (shapely over their geometries), never from the emulator's own code."
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from datetime import datetime
 from statistics import mean
@@ -13,7 +14,7 @@ import requests
 import shapely
 from shapely.geometry import shape
 
-from pystac_axelglobe.emulator import Emulator
+from pystac_axelglobe.emulator import Emulator, server
 
 GUIDE_BBOX = (133, 35, 137, 36)
 GUIDE_DATETIME = "2021-04-10T00:00:00Z/2021-06-30T23:59:59Z"
@@ -82,6 +83,24 @@ def test_bbox(emulator: Emulator, items: list[dict[str, Any]]) -> None:
     assert ids(emulator, bbox="133,35,0,137,36,100") == expected  # 3-D bbox
 
 
+def test_bbox_across_the_antimeridian(emulator: Emulator, items: list[dict[str, Any]]) -> None:
+    # STAC API and CQL2: a west edge greater than the east edge crosses the antimeridian.
+    def across(west: float, south: float, east: float, north: float) -> list[str]:
+        halves = shapely.union_all([shapely.box(west, south, 180, north),
+                                    shapely.box(-180, south, east, north)])
+        return order([i for i in items if geom(i).intersects(halves)])
+
+    # the naive box from -170 to 170 would take the Japanese tiles (135 E)
+    assert [i for i in items if geom(i).intersects(shapely.box(-170, 30, 170, 40))]
+    assert across(170, 30, -170, 40) == []
+    assert ids(emulator, bbox="170,30,-170,40") == []
+    assert ids(emulator, filter="S_INTERSECTS(geometry, BBOX(170, 30, -170, 40))") == []
+    japan = across(130, 30, -170, 40)
+    assert 0 < len(japan) < len(items)
+    assert ids(emulator, bbox="130,30,-170,40") == japan
+    assert ids(emulator, filter="S_INTERSECTS(geometry, BBOX(130, 30, -170, 40))") == japan
+
+
 @pytest.mark.parametrize("bbox", ["133,35,137", "a,b,c,d", "133,35,137,36,1", "133,36,137,35"])
 def test_bad_bbox(emulator: Emulator, bbox: str) -> None:
     r = search(emulator, bbox=bbox)
@@ -141,6 +160,49 @@ def test_limit_and_page(emulator: Emulator, items: list[dict[str, Any]]) -> None
     assert search(emulator, limit=5, page=100).json()["features"] == []
     for bad in ({"limit": 0}, {"limit": "x"}, {"page": 0}):
         assert search(emulator, **bad).status_code == 400
+
+
+def test_page_links_and_timestamp_as_in_the_guide(emulator: Emulator) -> None:
+    # The guide's search response: links are exactly next (only when more) and self, both
+    # typed application/json; no root link.
+    first = search(emulator, limit=5).json()
+    assert first["links"] == [
+        {"rel": "next", "href": f"{emulator.api_url}/search?page=2", "type": "application/json"},
+        {"rel": "self", "href": f"{emulator.api_url}/search", "type": "application/json"},
+    ]
+    assert list(first) == ["type", "features", "links", "timestamp", "numberReturned"]
+    last = search(emulator, limit=100).json()
+    assert last["links"] == [
+        {"rel": "self", "href": f"{emulator.api_url}/search", "type": "application/json"}
+    ]
+    features = requests.get(
+        f"{emulator.api_url}/collections/grus-1/features",
+        params={"limit": 5},
+        headers={"Authorization": f"Bearer {emulator.token()}"},
+        timeout=10,
+    ).json()
+    base = f"{emulator.api_url}/collections/grus-1/features"
+    assert features["links"] == [
+        {"rel": "next", "href": f"{base}?page=2", "type": "application/json"},
+        {"rel": "self", "href": base, "type": "application/json"},
+    ]
+
+
+def test_timestamp_always_has_microseconds(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "2022-08-31T07:09:06.235450" in the guide: naive, six fraction digits, even when the
+    # clock's microseconds happen to be 0 (isoformat() would drop them then).
+    class OnTheSecond(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> OnTheSecond:
+            return cls(2022, 8, 31, 7, 9, 6, 0, tzinfo=tz)
+
+    monkeypatch.setattr(server, "datetime", OnTheSecond)
+    assert search(emulator, limit=1).json()["timestamp"] == "2022-08-31T07:09:06.000000"
+    monkeypatch.undo()
+    stamp = search(emulator, limit=1).json()["timestamp"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}", stamp), stamp
 
 
 def test_next_link_followed_with_original_query(
@@ -390,3 +452,63 @@ def test_post_search_allowed() -> None:
         assert r.status_code == 200
         assert all(f["properties"]["eo:cloud_cover"] <= 30 for f in r.json()["features"])
         assert len(r.json()["features"]) == 2
+
+
+def test_post_search_intersects(items: list[dict[str, Any]]) -> None:
+    # pystac-client POSTs "intersects" as a GeoJSON object (when POST is allowed at all)
+    poly = shapely.Polygon([(133, 35), (137, 35), (137, 36), (133, 35)])
+    expected = order([i for i in items if geom(i).intersects(poly)])
+    assert 0 < len(expected) < len(items)
+    with Emulator(allow_post_search=True) as emu:
+        r = requests.post(
+            f"{emu.api_url}/search",
+            timeout=10,
+            json={"limit": 100, "intersects": shapely.geometry.mapping(poly)},
+            headers={"Authorization": f"Bearer {emu.token()}"},
+        )
+        assert r.status_code == 200, r.text
+        assert [f["id"] for f in r.json()["features"]] == expected
+
+
+# The guide's table of S_INTERSECTS geometry types, verbatim.
+GUIDE_GEOMETRIES = {
+    "POINT(-50.38 -21.5)": shapely.Point(-50.38, -21.5),
+    "LINESTRING(-50.38 -21.5, -50.09 -21.22)": shapely.LineString(
+        [(-50.38, -21.5), (-50.09, -21.22)]
+    ),
+    "MULTIPOINT(-50.38 -21.5, -50.21 -21.35, -50.09 -21.22)": shapely.MultiPoint(
+        [(-50.38, -21.5), (-50.21, -21.35), (-50.09, -21.22)]
+    ),
+    "MULTILINESTRING((-50.38 -21.5, -50.09 -21.22), (-50.40 -21.5, -50.20 -21.22))": (
+        shapely.MultiLineString(
+            [[(-50.38, -21.5), (-50.09, -21.22)], [(-50.40, -21.5), (-50.20, -21.22)]]
+        )
+    ),
+    "POLYGON ((-50.20505723737355 -21.232224612155605, -50.241064225176046 "
+    "-21.313183636346878, -50.46497592428804 -21.236341502437398, -50.393497166332 "
+    "-21.3760852767586, -50.44812052553934 -21.413061245887874, -50.39418449523467 "
+    "-21.46133360699264, -50.28895655861953 -21.377395489410375, -50.3429761155798 "
+    "-21.48154901026048, -50.246261937136524 -21.504062285999552, -50.24589922810463 "
+    "-21.42714150367614, -50.10308176515423 -21.461298512790606, -50.06293125593601 "
+    "-21.332805004588934, -50.20505723737355 -21.232224612155605))": None,
+    GUIDE_MULTIPOLYGON: None,
+    "BBOX(-50.38, -21.5, -50.09, -21.22)": shapely.box(-50.38, -21.5, -50.09, -21.22),
+}
+
+
+@pytest.mark.parametrize("text", list(GUIDE_GEOMETRIES))
+def test_s_intersects_with_the_guides_examples(
+    emulator: Emulator, items: list[dict[str, Any]], text: str
+) -> None:
+    literal = GUIDE_GEOMETRIES[text] or shapely.from_wkt(text)
+    expected = order([i for i in items if geom(i).intersects(literal)])
+    assert ids(emulator, filter=f"S_INTERSECTS(geometry, {text})") == expected
+
+
+def test_guides_geometrycollection_is_refused(emulator: Emulator) -> None:
+    parts = GUIDE_MULTIPOLYGON.removeprefix("MULTIPOLYGON (((").removesuffix(")))")
+    first, second = parts.split(")), ((")
+    text = f"GEOMETRYCOLLECTION(POLYGON (({first})),POLYGON (({second})))"
+    r = search(emulator, filter=f"S_INTERSECTS(geometry, {text})")
+    assert r.status_code == 400
+    assert "GEOMETRYCOLLECTION is not supported" in r.json()["description"]

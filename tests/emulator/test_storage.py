@@ -66,6 +66,41 @@ def test_range_request(emulator: Emulator) -> None:
     assert beyond.status_code == 416
 
 
+def test_range_edge_cases_as_s3(emulator: Emulator) -> None:
+    url, data = presigned(emulator)
+    n = len(data)
+
+    def get(value: str) -> requests.Response:
+        return requests.get(url, headers={"Range": value}, timeout=10)
+
+    # satisfiable: 206 with the bytes asked for (RFC 9110 14.1.2, as S3 answers)
+    for value, start in [
+        ("bytes=-500", n - 500),  # suffix
+        (f"bytes=-{n + 1000}", 0),  # suffix longer than the file: the whole file
+        ("bytes=1000-", 1000),  # open end
+        (f"bytes={n - 1}-", n - 1),  # the last byte
+        (f"bytes={n - 10}-{n + 10000}", n - 10),  # end past the file: clipped
+    ]:
+        r = get(value)
+        assert r.status_code == 206, (value, r.status_code)
+        assert r.content == data[start:], value
+        assert r.headers["Content-Range"] == f"bytes {start}-{n - 1}/{n}", value
+        assert r.headers["Content-Length"] == str(n - start), value
+    # malformed or multiple ranges: S3 ignores the header and sends the whole object
+    for value in ("bytes=100-50", "bytes=abc", "bytes=0-0,5-9", "items=0-9"):
+        r = get(value)
+        assert r.status_code == 200 and r.content == data, (value, r.status_code)
+        assert "Content-Range" not in r.headers
+    # unsatisfiable: 416 InvalidRange, S3's XML, and the size in Content-Range
+    for value in (f"bytes={n}-", f"bytes={n + 10}-{n + 20}", "bytes=-0"):
+        r = get(value)
+        assert r.status_code == 416, (value, r.status_code)
+        assert "<Code>InvalidRange</Code>" in r.text
+        assert f"<ActualObjectSize>{n}</ActualObjectSize>" in r.text
+        assert r.headers["Content-Range"] == f"bytes */{n}"
+    assert emulator.counters.storage_requests > 0
+
+
 def test_authorization_header_refused() -> None:
     with Emulator() as emu:
         url, _ = presigned(emu)
