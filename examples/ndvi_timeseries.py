@@ -14,35 +14,22 @@ against it, so it works anywhere:
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import pystac_axelglobe as ag
 from pystac_axelglobe.datacube import utm_crs
+from pystac_axelglobe.emulator import unless_configured
 
 DEFAULT_BBOX = (133.0, 35.0, 137.0, 36.0)  # the provider guide's example area
 DEFAULT_DATETIME = "2021-01-01T00:00:00Z/2021-12-31T23:59:59Z"
 
 
-@contextlib.contextmanager
-def axelglobe_settings() -> Iterator[dict[str, str]]:
-    """The settings to use: the environment's, or a freshly started emulator's."""
-    if os.environ.get("AXELGLOBE_API_URL"):
-        yield {}
-        return
-    from pystac_axelglobe.emulator import Emulator
-
-    with Emulator() as emu:
-        print(f"AXELGLOBE_API_URL is not set: using the emulator at {emu.api_url}\n")
-        yield emu.settings_kwargs()
-
-
 def ndvi_table(bbox: Sequence[float], datetime: str, max_cloud: float | None = None) -> str:
     """One line per capture: date, capture id, usable pixels, mean NDVI."""
-    with axelglobe_settings() as settings:
-        auth = ag.AxelGlobeAuth(settings=ag.Settings.from_env(**settings))  # type: ignore[arg-type]
-        client = ag.open(settings.get("api_url"), auth=auth)
+    with unless_configured() as emulator:
+        if emulator is not None:
+            print("AXELGLOBE_API_URL is not set: using the built-in emulator.")
+        client = ag.open()
         query = f"eo:cloud_cover <= {max_cloud}" if max_cloud is not None else None
         items = list(client.search(collections=["grus-1"], bbox=list(bbox), datetime=datetime,
                                    filter=query).items())
@@ -52,7 +39,7 @@ def ndvi_table(bbox: Sequence[float], datetime: str, max_cloud: float | None = N
         crs = utm_crs(items[:1])
         items = [i for i in items if utm_crs([i]) == crs]
 
-        ds = ag.load(items, bands=["red", "nir", "udm"], chunks={}, auth=auth)
+        ds = ag.load(items, bands=["red", "nir", "udm"], chunks={})
         # share of the capture's own pixels (udm 255: outside its tiles) that are usable
         usable = (ds.udm == 0).sum(dim=("y", "x")) / (ds.udm != 255).sum(dim=("y", "x"))
         clean = ag.mask_unusable(ds)

@@ -10,13 +10,11 @@ Prints what each of the guide's searches finds, then a table of the AOI cloud co
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
-from collections.abc import Iterator
+from typing import Any
 
 import pystac_axelglobe as ag
 from pystac_axelglobe import filters
+from pystac_axelglobe.emulator import unless_configured
 
 BBOX = [133, 35, 137, 36]
 DATETIME = "2021-04-10T00:00:00Z/2021-06-30T23:59:59Z"
@@ -38,23 +36,12 @@ AOI = {
 }
 
 
-@contextlib.contextmanager
-def axelglobe() -> Iterator[dict[str, str]]:
-    """Settings for ag.open(): yours from the environment, else a fresh emulator's."""
-    if os.environ.get("AXELGLOBE_API_URL"):
-        yield {}
-        return
-    from pystac_axelglobe.emulator import Emulator
-
-    print("AXELGLOBE_API_URL is not set: using the built-in emulator.")
-    with Emulator() as emu, tempfile.TemporaryDirectory() as cache:
-        yield {**emu.settings_kwargs(), "cache_dir": cache}
-
-
 def main() -> None:
-    with axelglobe() as settings:
-        client = ag.open(**settings)
-        searches = {
+    with unless_configured() as emulator:
+        if emulator is not None:
+            print("AXELGLOBE_API_URL is not set: using the built-in emulator.")
+        client = ag.open()
+        searches: dict[str, dict[str, Any]] = {
             "item cloud cover <= 30% in the bbox": dict(
                 bbox=BBOX, datetime=DATETIME, filter=filters.cloud_cover(30)),
             "AOI cloud cover <= 30% in the bbox": dict(

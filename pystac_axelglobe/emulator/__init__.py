@@ -25,11 +25,13 @@ lines to use it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -41,7 +43,7 @@ from .server import DEFAULT_AUDIENCE, DEFAULT_CLIENT_ID, FAULT_KINDS, Counters, 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
-__all__ = ["Counters", "Emulator"]
+__all__ = ["Counters", "Emulator", "SettingsKwargs", "unless_configured"]
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -290,4 +292,38 @@ class Emulator(EmulatorState):
             ...     headers = {"Authorization": f"Bearer {emu.token()}"}
         """
         return self.issue_token(self.client_id)
+
+
+@contextlib.contextmanager
+def unless_configured(**switches: Any) -> Iterator[Emulator | None]:
+    """Use AxelGlobe if ``AXELGLOBE_API_URL`` is set, else a fresh emulator, for a block.
+
+    With no ``AXELGLOBE_API_URL`` it starts an :class:`Emulator` (``switches`` are its
+    arguments) and exports its ``AXELGLOBE_*`` variables, with a temporary token cache, to
+    ``os.environ`` while the block runs, so ``ag.open()``, ``ag.download()``,
+    ``ag.load()`` and child processes all use it; the environment is restored afterwards.
+    Yields the emulator, or ``None`` when the real API is configured. For scripts and
+    notebooks that should run anywhere (the examples do).
+
+    Example:
+        >>> import pystac_axelglobe as ag
+        >>> with unless_configured():  # doctest: +SKIP
+        ...     print(ag.open().get_collection("grus-1").title)
+        GRUS 1
+    """
+    if os.environ.get("AXELGLOBE_API_URL", "").strip():
+        yield None
+        return
+    with Emulator(**switches) as emu, tempfile.TemporaryDirectory() as cache:
+        exported = {**emu.env(), "AXELGLOBE_CACHE_DIR": cache}
+        saved = {name: os.environ.get(name) for name in exported}
+        os.environ.update(exported)
+        try:
+            yield emu
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
