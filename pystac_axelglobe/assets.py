@@ -115,10 +115,53 @@ def _redact(text: str) -> str:
     return _SECRET_QUERY.sub(r"\1REDACTED", text)
 
 
+class _RedactFilter(logging.Filter):
+    """Mask presigned-URL credentials in the log records of the libraries that send them.
+
+    urllib3 logs every request line (``"GET /bucket/f.tif?X-Amz-Signature=… HTTP/1.1"``) and
+    rasterio the name of every dataset it opens (the presigned URL) at DEBUG level: a user
+    who turns DEBUG logging on must not find working credentials in the output.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken record is the logging module's to report
+            return True
+        redacted = _redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+#: Loggers that may print presigned URLs (theirs, not ours: a filter on each).
+REDACTED_LOGGERS = (
+    "urllib3.connectionpool",
+    "urllib3.util.retry",
+    "rasterio._base",
+    "rasterio._env",
+    "rasterio._io",
+    "rasterio.env",
+    "odc.loader._rio",
+)
+_REDACT_FILTER = _RedactFilter()
+
+
+def install_log_redaction() -> None:
+    """Put the credential-masking filter on every logger in :data:`REDACTED_LOGGERS` (once)."""
+    for name in REDACTED_LOGGERS:
+        logger = logging.getLogger(name)
+        if _REDACT_FILTER not in logger.filters:
+            logger.addFilter(_REDACT_FILTER)
+
+
 def _display(url: str) -> str:
     """``scheme://host/path`` of a URL: safe for logs and messages (no query string)."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.scheme else parts.path
+
+
+install_log_redaction()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -573,7 +616,8 @@ def _plan(
             other = by_dest.get(dest)
             if other is not None and other != href:
                 raise ConfigurationError(
-                    f"two different assets would be saved as {dest}: {other} and {href}"
+                    f"two different assets would be saved as {dest}: {other} and {href}; "
+                    "download them in separate calls (assets=...) into different directories"
                 )
             by_dest[dest] = href
             tasks.append(_Task(item.id, key, href, dest))
@@ -602,8 +646,12 @@ def download(
 
     Re-running the same call resumes: a file whose final name exists is skipped without any
     request (pass ``overwrite=True`` to fetch it again; the old file stays until the new one
-    is complete), and a ``.part`` left by an interrupted run is continued. A failed asset
-    does not stop the others; its ``.part`` is kept for the next run to resume.
+    is complete), and a ``.part`` left by an interrupted run is continued. Beside each
+    ``.part`` a small ``{name}.part.json`` records the version (ETag, size) it holds: a
+    ``.part`` is continued only if the server still has that version, else it starts over.
+    A failed asset does not stop the others; its ``.part`` is kept for the next run to
+    resume. ``KeyboardInterrupt`` (Ctrl-C) stops every transfer at its next chunk and is
+    raised again; complete files are in place, the others are left as ``.part`` files.
 
     Concurrent runs from several processes into the same directory are not supported.
 
@@ -660,17 +708,25 @@ def download(
         tty = sys.stderr is not None and sys.stderr.isatty()
         bar = _Progress(progress and tty)
         session = _storage_session(min(max_workers, len(todo)))
+        cancel = threading.Event()
+        pool = ThreadPoolExecutor(max_workers=min(max_workers, len(todo)),
+                                  thread_name_prefix="axelglobe-download")
         try:
-            with ThreadPoolExecutor(max_workers=min(max_workers, len(todo)),
-                                    thread_name_prefix="axelglobe-download") as pool:
-                futures = {
-                    pool.submit(_fetch, t, session, auth, overwrite, bar): t for t in todo
-                }
-                for future, task in futures.items():
-                    err = future.exception()
-                    if err is not None:
-                        failures[task.name] = _redact(str(err)) or type(err).__name__
+            futures = {
+                pool.submit(_fetch, t, session, auth, overwrite, bar, cancel): t for t in todo
+            }
+            for future, task in futures.items():
+                err = future.exception()
+                if err is not None:
+                    failures[task.name] = _redact(str(err)) or type(err).__name__
+        except BaseException:
+            # Ctrl-C (or any error here): stop the transfers at their next chunk instead of
+            # waiting for every file to finish; their .part files stay for the next run.
+            cancel.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
         finally:
+            pool.shutdown(wait=True)
             session.close()
             bar.close()
 
@@ -688,30 +744,87 @@ def download(
     return result
 
 
+class _Cancelled(Exception):
+    """The download was interrupted (Ctrl-C in the calling thread): stop this file now."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Origin:
+    """Which version of the remote file a ``.part`` holds the beginning of.
+
+    Kept beside it as ``{name}.part.json`` so that a later run resumes a ``.part`` only into
+    the same version: a file that changed on the server meanwhile (another size or ETag)
+    would otherwise be completed from two versions into a corrupt file of the right size.
+    """
+
+    etag: str | None
+    size: int | None
+
+    @classmethod
+    def load(cls, path: Path) -> _Origin | None:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            etag, size = data.get("etag"), data.get("size")
+        except (OSError, ValueError, AttributeError):
+            return None
+        if not (etag is None or isinstance(etag, str)) or not (
+            size is None or isinstance(size, int)
+        ):
+            return None
+        return cls(etag, size)
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps({"etag": self.etag, "size": self.size}), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def matches(self, etag: str | None, size: int | None) -> bool:
+        """Whether an answer with this ETag and total size is the same version."""
+        if self.size is not None and size is not None and size != self.size:
+            return False
+        return not (self.etag and etag and etag != self.etag)
+
+
+def _discard(part: Path, origin_file: Path) -> None:
+    part.unlink(missing_ok=True)
+    origin_file.unlink(missing_ok=True)
+
+
 def _fetch(
     task: _Task,
     session: _Session,
     auth: AxelGlobeAuth,
     overwrite: bool,
     bar: _Progress,
+    cancel: threading.Event,
 ) -> None:
     """Download one file into place (the worker of :func:`download`)."""
     task.dest.parent.mkdir(parents=True, exist_ok=True)
     part = task.dest.with_name(task.dest.name + ".part")
+    origin_file = task.dest.with_name(task.dest.name + ".part.json")
     if overwrite:
         # A .part may be from an older version of the file: start clean.
-        part.unlink(missing_ok=True)
+        _discard(part, origin_file)
     retry = DOWNLOAD_RETRY.new()
     forbidden = 0
-    etag: str | None = None  # of this run's first answer: resume only the same content
+    origin: _Origin | None = None  # the version the .part holds (None: not known yet)
     counted_total = 0  # bytes added to the progress bar's total for this file
     counted_done = 0  # bytes added to the progress bar's count for this file
     where = _display(task.href)
 
     while True:
+        if cancel.is_set():
+            raise _Cancelled("interrupted")
         offset = part.stat().st_size if part.exists() else 0
+        if offset and origin is None:
+            origin = _Origin.load(origin_file)
+            if origin is None:
+                # A .part whose version is unknown cannot be trusted: start over.
+                _discard(part, origin_file)
+                offset = 0
         presigned = resolve(task.href, auth=auth)
         headers = {"Range": f"bytes={offset}-"} if offset else {}
+        etag = origin.etag if origin is not None else None
         if offset and etag and not etag.startswith("W/"):  # weak ETags are not allowed
             # If-Range: should the file have changed meanwhile, storage sends all of it (200).
             headers["If-Range"] = etag
@@ -741,29 +854,35 @@ def _fetch(
                 continue
             if status == 416:
                 total = _content_range_total(response.headers.get("Content-Range", ""))
-                if total is not None and offset == total:
-                    _finish(part, task.dest)
+                if (total is not None and offset == total and origin is not None
+                        and origin.matches(None, total)):
+                    _finish(part, task.dest, origin_file)
                     return
-                part.unlink(missing_ok=True)  # the .part is longer than the file: start over
+                _discard(part, origin_file)  # longer than the file, or another version
+                origin = None
                 retry = _increment(retry, where, urllib3.exceptions.ProtocolError("416"))
                 continue
+            answer_etag = response.headers.get("ETag")
             if status == 200:
                 start, total = 0, _int(response.headers.get("Content-Length"))
+                # A fresh .part: record which version it holds before writing a byte.
+                origin = _Origin(answer_etag, total)
+                origin.save(origin_file)
             elif status == 206:
                 start, total = _parse_content_range(response.headers.get("Content-Range"))
-                if start != offset:
-                    # Not where we asked: the .part cannot be trusted; start over.
-                    part.unlink(missing_ok=True)
-                    retry = _increment(
-                        retry, where, urllib3.exceptions.ProtocolError("bad Content-Range")
-                    )
+                if start != offset or origin is None or not origin.matches(answer_etag, total):
+                    # Not where we asked, or the file changed on the server since the .part
+                    # was begun: the .part cannot be trusted; start over.
+                    _discard(part, origin_file)
+                    origin = None
+                    retry = _increment(retry, where, urllib3.exceptions.ProtocolError(
+                        "bad Content-Range" if start != offset else "the file changed"))
                     continue
             else:
                 hint = " (storage refuses Authorization headers)" if status == 400 else ""
                 raise AssetError(f"storage answered HTTP {status} for {where}{hint}")
 
             forbidden = 0
-            etag = response.headers.get("ETag") or etag
             if total is not None and counted_total != total:
                 bar.add_total(total - counted_total)
                 counted_total = total
@@ -782,6 +901,10 @@ def _fetch(
                         out.write(chunk)
                         written += len(chunk)
                         bar.update(len(chunk))
+                        if cancel.is_set():
+                            # Ctrl-C: keep what arrived in the .part for the next run.
+                            counted_done += written
+                            raise _Cancelled("interrupted")
                     out.flush()
                     os.fsync(out.fileno())
             except (requests.RequestException, urllib3.exceptions.HTTPError) as err:
@@ -796,10 +919,11 @@ def _fetch(
 
         size = part.stat().st_size
         if total is None or size == total:
-            _finish(part, task.dest)
+            _finish(part, task.dest, origin_file)
             return
         if size > total:
-            part.unlink(missing_ok=True)
+            _discard(part, origin_file)
+            origin = None
         if written:
             retry = DOWNLOAD_RETRY.new()
         retry = _increment(
@@ -807,9 +931,10 @@ def _fetch(
         )
 
 
-def _finish(part: Path, dest: Path) -> None:
+def _finish(part: Path, dest: Path, origin_file: Path) -> None:
     # Atomic on POSIX and Windows: the final name appears only with complete content.
     os.replace(part, dest)
+    origin_file.unlink(missing_ok=True)
 
 
 def _increment(

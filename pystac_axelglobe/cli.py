@@ -12,22 +12,22 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
 import logging
 import os
 import sys
-import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from . import __version__
-from .errors import AxelGlobeError
+from .errors import AxelGlobeError, InvalidQueryError
 from .settings import ENV_CLIENT_SECRET, Settings
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     import pystac_client
 
     from .auth import AxelGlobeAuth
-    from .tokens import Token, TokenProvider
+    from .tokens import TokenProvider
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,7 +54,8 @@ def _reportable() -> tuple[type[BaseException], ...]:
     import requests
     from pystac_client.exceptions import APIError
 
-    return (AxelGlobeError, APIError, requests.RequestException)
+    # OSError: a file that cannot be written (--save, --dir) is the user's to fix, not a bug.
+    return (AxelGlobeError, APIError, requests.RequestException, OSError)
 
 
 class _Group(click.Group):
@@ -135,8 +136,17 @@ def cli(ctx: click.Context, api_url: str | None, client_id: str | None, verbose:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         logger = logging.getLogger("pystac_axelglobe")
+        level = logger.level
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG)
+
+        def restore() -> None:
+            # In-process callers (tests, scripts calling main() again) must not collect one
+            # handler per run, each writing to a stream that is gone.
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+
+        ctx.call_on_close(restore)
 
 
 # --------------------------------------------------------------------------------- demo
@@ -173,27 +183,6 @@ def _provider(state: _State, *, need_credentials: bool) -> tuple[TokenProvider, 
     return TokenProvider.shared(settings), settings
 
 
-def _cache_state(provider: TokenProvider) -> dict[str, Any]:
-    """The token cache file's content, read without any request (status must not fetch).
-
-    Keys: ``access_token``, ``expires_at`` and, after a restriction, ``restricted_until``.
-    """
-    try:
-        state = json.loads(Path(provider.cache_path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return state if isinstance(state, dict) else {}
-
-
-def _cached_token(state: dict[str, Any]) -> Token | None:
-    from .tokens import Token
-
-    try:
-        return Token(str(state["access_token"]), expires_at=float(state["expires_at"]))
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
 def _describe_expiry(expires_at: float) -> str:
     when = dt.datetime.fromtimestamp(expires_at, tz=dt.timezone.utc)
     left = expires_at - dt.datetime.now(tz=dt.timezone.utc).timestamp()
@@ -224,13 +213,13 @@ def auth_status(state: _State, /, show_token: bool) -> None:
         return
     provider, _ = _provider(state, need_credentials=False)
     click.echo(f"Token cache:  {provider.cache_path}")
-    cache = _cache_state(provider)
-    restricted = cache.get("restricted_until")
-    if isinstance(restricted, (int, float)) and restricted > time.time():
+    # The provider's own reading (no lock, no request): a damaged file reads as empty, the
+    # way token() sees it, instead of crashing on values datetime cannot represent.
+    token, restricted = provider.cached()
+    if restricted:
         when = dt.datetime.fromtimestamp(restricted, tz=dt.timezone.utc)
         click.echo(f"Restricted:   until {when:%Y-%m-%d %H:%M:%S} UTC (AxelGlobe refuses this "
                    "client until then; requests now would prolong it)")
-    token = _cached_token(cache)
     if token is None:
         click.echo("Token:        none cached (`axelglobe auth login` gets one)")
         return
@@ -281,28 +270,47 @@ def collections(state: _State) -> None:
 # ----------------------------------------------------------------------------------- search
 
 
+def _not_empty(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Refuse an empty value: ``--capture-id "$UNSET"`` must not mean "every item"."""
+    values = value if isinstance(value, tuple) else (value,)
+    if any(v is not None and not v.replace(",", "").strip() for v in values):
+        raise click.BadParameter("is empty; give a value or leave the option out")
+    return value
+
+
+@contextlib.contextmanager
+def _flag(name: str) -> Iterator[None]:
+    """The library's verdict on one flag's value as a usage error (exit 2), before any request."""
+    try:
+        yield
+    except InvalidQueryError as err:
+        raise click.BadParameter(_one_line(err), param_hint=f"'{name}'") from err
+
+
 def _search_options(func: F) -> F:
     """The search flags shared by ``search`` and ``download`` (as in ``stac-client search``)."""
     options = [
-        click.option("--collections", "-c", multiple=True, metavar="ID",
+        click.option("--collections", "-c", multiple=True, metavar="ID", callback=_not_empty,
                      help="Collection ids (repeat or comma-separate; default "
                           f"{DEFAULT_COLLECTION})."),
-        click.option("--ids", multiple=True, metavar="ID", help="Item ids."),
+        click.option("--ids", multiple=True, metavar="ID", callback=_not_empty,
+                     help="Item ids."),
         click.option("--bbox", nargs=4, type=float, default=None,
                      metavar="MINX MINY MAXX MAXY", help="Bounding box, lon/lat."),
-        click.option("--datetime", "datetime_", metavar="TEXT",
+        click.option("--datetime", "datetime_", metavar="TEXT", callback=_not_empty,
                      help="A time or an interval, e.g. "
                           "2021-04-10T00:00:00Z/2021-06-30T23:59:59Z."),
         click.option("--intersects", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                      metavar="FILE",
                      help="GeoJSON file (geometry, Feature or FeatureCollection): S_INTERSECTS."),
-        click.option("--filter", "filter_", metavar="CQL2",
+        click.option("--filter", "filter_", metavar="CQL2", callback=_not_empty,
                      help="CQL2 text or JSON, e.g. \"eo:cloud_cover <= 30\"."),
         click.option("--cloud-cover", type=click.FloatRange(0, 100), metavar="PCT",
                      help="Item cloud cover at most PCT (eo:cloud_cover <= PCT)."),
         click.option("--aoi-cloud-cover", type=click.FloatRange(0, 100), metavar="PCT",
                      help="Mean cloud cover of each capture's tiles in the AOI at most PCT."),
-        click.option("--capture-id", metavar="ID", help="The tiles of one capture."),
+        click.option("--capture-id", metavar="ID", callback=_not_empty,
+                     help="The tiles of one capture."),
         click.option("--limit", type=click.IntRange(1), metavar="N", help="Page size."),
         click.option("--max-items", type=click.IntRange(1), metavar="N",
                      help="Stop after this many items."),
@@ -329,8 +337,12 @@ def _read_geometry(path: Path) -> dict[str, Any]:
         import shapely.geometry
         from shapely import unary_union
 
-        geoms = [shapely.geometry.shape(f["geometry"]) for f in data.get("features", [])
-                 if f.get("geometry")]
+        try:
+            geoms = [shapely.geometry.shape(f["geometry"]) for f in data.get("features", [])
+                     if f.get("geometry")]
+        except Exception as err:  # shapely raises several types for broken GeoJSON
+            raise click.BadParameter(f"{path} holds a feature that is not valid GeoJSON: "
+                                     f"{err!r}", param_hint="'--intersects'") from err
         if not geoms:
             raise click.BadParameter(f"{path} holds no geometry", param_hint="'--intersects'")
         data = shapely.geometry.mapping(unary_union(geoms))
@@ -347,30 +359,52 @@ def _search_kwargs(*, collections: Sequence[str], ids: Sequence[str],
     """pystac-client ``search()`` arguments from the flags; filter flags joined with AND."""
     import pystac_axelglobe.filters as filters
 
+    from .client import check_bbox, check_datetime, to_axelglobe_params
+
+    # Every value is checked here, before ag.open() sends its first request: a bad flag is a
+    # usage error (exit 2) that costs no token and no API request.
     clauses: list[Any] = []
     if filter_:
-        clauses.append(filters.validate_filter(filter_))
+        with _flag("--filter"):
+            clauses.append(filters.validate_filter(filter_))
     if cloud_cover is not None:
-        clauses.append(filters.cloud_cover(cloud_cover))
+        with _flag("--cloud-cover"):
+            clauses.append(filters.cloud_cover(cloud_cover))
     if aoi_cloud_cover is not None:
-        clauses.append(filters.aoi_cloud_cover(aoi_cloud_cover))
+        with _flag("--aoi-cloud-cover"):
+            clauses.append(filters.aoi_cloud_cover(aoi_cloud_cover))
     if capture_id:
-        clauses.append(filters.capture_id(capture_id))
+        with _flag("--capture-id"):
+            clauses.append(filters.capture_id(capture_id))
     if intersects is not None:
-        clauses.append(filters.intersects(_read_geometry(intersects)))
+        geometry = _read_geometry(intersects)
+        with _flag("--intersects"):
+            clauses.append(filters.intersects(geometry))
     kwargs: dict[str, Any] = {"collections": _split_multi(collections) or [DEFAULT_COLLECTION]}
     if ids:
         kwargs["ids"] = _split_multi(ids)
     if bbox:
-        kwargs["bbox"] = list(bbox)
+        with _flag("--bbox"):
+            kwargs["bbox"] = check_bbox(bbox)
     if datetime_:
+        with _flag("--datetime"):
+            check_datetime(datetime_)
         kwargs["datetime"] = datetime_
     if clauses:
-        kwargs["filter"] = clauses[0] if len(clauses) == 1 else filters.all_of(*clauses)
+        with _flag("--filter"):
+            kwargs["filter"] = clauses[0] if len(clauses) == 1 else filters.all_of(*clauses)
     if limit is not None:
+        # AxelGlobe's page size is 1..10000; pystac-client sends min(limit, max_items).
+        if min(limit, max_items or limit) > 10000:
+            raise click.BadParameter("must be at most 10000 (items per page; --max-items caps "
+                                     "the total)", param_hint="'--limit'")
         kwargs["limit"] = limit
     if max_items is not None:
         kwargs["max_items"] = max_items
+    try:  # the client's own translation, as a last check of the whole query
+        to_axelglobe_params({k: v for k, v in kwargs.items() if k in ("bbox", "filter")})
+    except InvalidQueryError as err:
+        raise click.UsageError(_one_line(err)) from err
     return kwargs
 
 
@@ -404,6 +438,9 @@ def search(state: _State, /, save: Path | None, table: bool, **flags: Any) -> No
     are combined with AND.
     """
     kwargs = _search_kwargs(**flags)  # checked before anything is sent
+    if save is not None and not save.parent.is_dir():
+        raise click.BadParameter(f"the folder {save.parent} does not exist",
+                                 param_hint="'--save'")
     client, _ = state.client()
     items = client.search(**kwargs).item_collection()
     if save is not None:

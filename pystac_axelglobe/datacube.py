@@ -60,6 +60,7 @@ from odc.loader import RioDriver, RioReader
 from odc.loader._rio import rio_read
 from odc.stac._mdtools import StacAuxReader, StacMDParser
 
+from . import assets as _assets  # also masks presigned URLs in library logs
 from .auth import default_auth
 from .errors import AssetError, ConfigurationError
 from .extension import CAPTURE_ID_PROP, GRUS1_BANDS
@@ -376,14 +377,20 @@ class AxelGlobeDriver(RioDriver):
              dst: np.ndarray[Any, Any] | None = None, selection: Any = None,
              ) -> tuple[tuple[slice, slice], np.ndarray[Any, Any]]:
         """Resolve ``src.uri`` to a presigned URL and read the part of ``dst_geobox`` it covers."""
-        from . import assets
-
         _install_log_filter()
         href = src.uri
         strict = dataclasses.replace(cfg, fail_on_error=True)
         error = ""
         for attempt in (1, 2):
-            signed = assets.resolve(href, auth=self.auth, min_validity=self.min_validity)
+            try:
+                signed = _assets.resolve(href, auth=self.auth, min_validity=self.min_validity)
+            except AssetError as err:
+                # The API refused the href (404: no such asset, 403: not in the contract,
+                # 5xx after retries): not a URL problem, resolving again will not help.
+                if cfg.fail_on_error:
+                    raise
+                error = str(err)
+                break
             try:
                 with _reading():
                     _open_once(signed.url)
@@ -392,7 +399,7 @@ class AxelGlobeDriver(RioDriver):
             except rasterio.errors.RasterioError as err:
                 # expired, refused (403) or dropped: forget this URL and get a fresh one
                 error = _redact(str(err))
-                assets.invalidate(href)
+                _assets.invalidate(href)
                 log.debug("read of %s failed (attempt %d): %s", href, attempt, error)
         if cfg.fail_on_error:
             raise AssetError(

@@ -60,6 +60,8 @@ MAX_RESTRICTION = 7 * 86400.0
 #: A 429 whose Retry-After is longer than this (seconds) is a restriction of the client,
 #: not a passing rate limit: it is not waited out but recorded and reported.
 RESTRICTION_THRESHOLD = 30.0
+#: A cached token said to live longer than this (a year) is taken as garbage.
+MAX_TOKEN_LIFETIME = 366 * 86400.0
 #: How long to wait for another thread or process that is fetching the token.
 DEFAULT_LOCK_TIMEOUT = 300.0
 #: (connect, read) timeouts of one token request.
@@ -356,7 +358,7 @@ class TokenProvider:
                     state.pop("access_token", None)
                     state.pop("expires_at", None)
                     state.pop("issued_at", None)
-                    if state.get("restricted_until", 0.0) > self._clock():
+                    if _restriction_of(state, self._clock()):
                         self._write_state(state)
                     else:
                         self.cache_path.unlink(missing_ok=True)
@@ -383,14 +385,28 @@ class TokenProvider:
                 try:
                     with self._file_lock():
                         state = self._read_state()
-                        self._restricted_until = max(self._restricted_until,
-                                                     _number(state.get("restricted_until")))
+                        self._restricted_until = max(
+                            self._restricted_until, _restriction_of(state, self._clock()))
                         state["restricted_until"] = self._restricted_until
                         self._save(state)
                 except (OSError, filelock.Timeout) as err:
                     logger.warning("could not record the restriction in %s: %s",
                                    self.cache_path, err)
             return self._restricted_error(self._restricted_until, status=status)
+
+    def cached(self) -> tuple[Token | None, float]:
+        """What the cache file holds, read without a lock or a request (``auth status``).
+
+        Returns:
+            The cached token (possibly expired) or ``None``, and the end of a restriction in
+            force (epoch seconds) or ``0.0``. A damaged file reads as empty.
+
+        Example:
+            >>> token, until = TokenProvider.shared(Settings.from_env()).cached()  # doctest: +SKIP
+        """
+        now = self._clock()
+        state = self._read_state()
+        return self._token_from_state(state, now), _restriction_of(state, now)
 
     def check_restriction(self) -> None:
         """Raise :class:`RestrictedError` while a known restriction lasts (no I/O).
@@ -444,9 +460,8 @@ class TokenProvider:
             state = self._read_state()
             now = self._clock()  # waiting for the lock may have taken a while
             # A restriction another process recorded holds here too (check_restriction).
-            self._restricted_until = max(self._restricted_until,
-                                         _number(state.get("restricted_until")))
-            cached = self._token_from_state(state)
+            self._restricted_until = max(self._restricted_until, _restriction_of(state, now))
+            cached = self._token_from_state(state, now)
             if self._usable(cached, failed, now):
                 assert cached is not None
                 return self._adopt(cached)
@@ -563,6 +578,14 @@ class TokenProvider:
                     + "; check AXELGLOBE_CLIENT_ID and AXELGLOBE_CLIENT_SECRET (retrying "
                     "will not help)",
                     client_id=self.client_id, status=status, oauth_error=error)
+            if resp.is_redirect:
+                # Not followed (allow_redirects=False): the secret goes to the configured URL
+                # only, never to wherever a response points.
+                raise APIRequestError(
+                    f"the token endpoint {settings.token_url} redirected (HTTP {status}); the "
+                    "client secret is never sent to a redirect target: set "
+                    "AXELGLOBE_TOKEN_URL to the token endpoint itself",
+                    status=status, url=settings.token_url)
             raise APIRequestError(
                 f"the token endpoint {settings.token_url} answered HTTP {status} for client "
                 f"{self.client_id!r}" + (" after retries" if status >= 500 else "")
@@ -631,9 +654,12 @@ class TokenProvider:
         return state
 
     @staticmethod
-    def _token_from_state(state: dict[str, Any]) -> Token | None:
+    def _token_from_state(state: dict[str, Any], now: float) -> Token | None:
         token, expires_at = state.get("access_token"), _number(state.get("expires_at"))
-        if not isinstance(token, str) or not token or not expires_at:
+        # An expiry no token endpoint would grant is a damaged file, not a token to trust
+        # (and beyond year 9999 it cannot even be printed).
+        if (not isinstance(token, str) or not token or not expires_at
+                or expires_at > now + MAX_TOKEN_LIFETIME):
             return None
         return Token(token, expires_at=expires_at, issued_at=_number(state.get("issued_at")))
 
@@ -669,6 +695,14 @@ def _number(value: Any) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
     return 0.0
+
+
+def _restriction_of(state: dict[str, Any], now: float) -> float:
+    # The restriction recorded in a cache file, if it has not ended. One longer than any
+    # Retry-After we accept (parse_retry_after) is a damaged file: ignored, not obeyed
+    # forever (and not passed to datetime, which overflows).
+    until = _number(state.get("restricted_until"))
+    return until if now < until <= now + MAX_RESTRICTION else 0.0
 
 
 def _unpickle_provider(fields: dict[str, Any], margin: float | None) -> TokenProvider:

@@ -112,9 +112,9 @@ def test_verbose_shows_the_traceback() -> None:
 def test_invalid_filter_fails_before_any_request(emulator_env: Emulator) -> None:
     before = emulator_env.counters.api_requests
     result = CliRunner().invoke(cli, ["search", "--filter", "eo:cloud_cover <=="])
-    assert result.exit_code == 1
-    assert result.stderr.startswith("Error: ")
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "Error: Invalid value for '--filter': the filter is not valid CQL2")
     assert emulator_env.counters.api_requests == before
 
 
@@ -125,9 +125,68 @@ def test_unsupported_geometry_fails_before_any_request(emulator_env: Emulator,
         {"type": "Point", "coordinates": [135.5, 35.5]}]}))
     before = emulator_env.counters.api_requests
     result = CliRunner().invoke(cli, ["search", "--intersects", str(aoi)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "GEOMETRYCOLLECTION" in result.stderr
     assert emulator_env.counters.api_requests == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--bbox", "200", "0", "210", "10"],
+         "Invalid value for '--bbox': bbox: longitudes must be within -180..180"),
+        (["--datetime", "yesterday"], "Invalid value for '--datetime': datetime 'yesterday' is "
+                                      "not valid"),
+        (["--datetime", "2021-06-30/2021-01-01"], "the start is after the end; swap them"),
+        (["--limit", "20000"], "Invalid value for '--limit': must be at most 10000"),
+        # An unset shell variable must not widen the search to every item.
+        (["--capture-id", ""], "Invalid value for '--capture-id': is empty"),
+        (["--ids", " "], "Invalid value for '--ids': is empty"),
+        (["-c", ","], "Invalid value for '--collections' / '-c': is empty"),
+        (["--datetime", ""], "Invalid value for '--datetime': is empty"),
+        (["--filter", ""], "Invalid value for '--filter': is empty"),
+        (["--save", "/nonexistent-folder/items.json"],
+         "Invalid value for '--save': the folder /nonexistent-folder does not exist"),
+    ],
+)
+def test_bad_flag_values_exit_2_before_any_request(emulator_env: Emulator, args: list[str],
+                                                   message: str) -> None:
+    counters = emulator_env.counters
+    before = (counters.token_requests, counters.api_requests)
+    result = CliRunner().invoke(cli, ["search", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert result.stdout == ""
+    assert (counters.token_requests, counters.api_requests) == before
+
+
+def test_download_with_an_empty_capture_id_downloads_nothing(emulator_env: Emulator,
+                                                            tmp_path: Path) -> None:
+    before = emulator_env.counters.storage_requests
+    result = CliRunner().invoke(cli, ["download", "--capture-id", "", "--dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "Invalid value for '--capture-id': is empty" in result.stderr
+    assert emulator_env.counters.storage_requests == before
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_broken_feature_in_an_intersects_file_is_a_usage_error(tmp_path: Path) -> None:
+    aoi = tmp_path / "aoi.geojson"
+    aoi.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon"}}]}))
+    result = CliRunner().invoke(cli, ["search", "--intersects", str(aoi)])
+    assert result.exit_code == 2
+    assert "holds a feature that is not valid GeoJSON" in result.stderr
+
+
+def test_verbose_in_process_leaves_no_handler_behind() -> None:
+    import logging
+
+    logger = logging.getLogger("pystac_axelglobe")
+    handlers, level = list(logger.handlers), logger.level
+    for _ in range(2):
+        CliRunner().invoke(cli, ["--verbose", "auth", "status"])
+    assert logger.handlers == handlers and logger.level == level
 
 
 def test_unreachable_api_is_one_line(emulator_env: Emulator) -> None:
@@ -416,6 +475,24 @@ def test_restricted_client_is_one_line_and_status_shows_until(
         assert emu.counters.api_requests == 0
 
 
+@pytest.mark.parametrize("damage", [
+    {"access_token": "t", "expires_at": 1e300, "restricted_until": 1e300},
+    {"access_token": 5, "expires_at": True, "restricted_until": "x"},
+])
+def test_status_with_a_damaged_cache_file(emulator_env: Emulator,
+                                          damage: dict[str, Any]) -> None:
+    from pystac_axelglobe.settings import Settings
+    from pystac_axelglobe.tokens import TokenProvider
+
+    path = TokenProvider(Settings.from_env()).cache_path
+    path.parent.mkdir(mode=0o700, parents=True)
+    path.write_text(json.dumps({"version": 1, **damage}))
+    status = CliRunner().invoke(cli, ["auth", "status"])
+    assert status.exit_code == 0, status.output
+    assert "Token:        none cached" in status.stdout  # as token() sees it: nothing usable
+    assert "Restricted" not in status.stdout
+
+
 def test_negative_bbox_values_and_a_reversed_bbox(emulator_env: Emulator) -> None:
     box = shapely.geometry.box(-50.4, -21.5, -50.1, -21.2)
     expected = sorted(i["id"] for i in archive(emulator_env).items(emulator_env.api_url)
@@ -425,11 +502,11 @@ def test_negative_bbox_values_and_a_reversed_bbox(emulator_env: Emulator) -> Non
     assert result.exit_code == 0, result.stderr
     assert sorted(r.split()[0] for r in result.stdout.strip().splitlines()[2:-1]) == expected
 
-    before = emulator_env.counters.search_requests
+    before = emulator_env.counters.api_requests
     reversed_ = CliRunner().invoke(cli, ["search", "--bbox", "137", "35", "133", "36"])
-    assert reversed_.exit_code == 1
-    assert reversed_.stderr.startswith("Error: bbox minX/maxX are reversed")
-    assert emulator_env.counters.search_requests == before
+    assert reversed_.exit_code == 2
+    assert "Error: Invalid value for '--bbox': bbox minX/maxX are reversed" in reversed_.stderr
+    assert emulator_env.counters.api_requests == before
 
 
 def test_collections_as_a_subprocess(emulator_env: Emulator) -> None:

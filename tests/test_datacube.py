@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ctypes
+import logging
 import pickle
+import re
 import secrets
 import time
 from collections.abc import Sequence
@@ -370,3 +372,32 @@ def test_default_resolution_and_crs() -> None:
     cfg = datacube.GRUS1_STAC_CFG["grus-1"]
     assert cfg["assets"]["band3"] == {"data_type": "uint16", "nodata": 0, "unit": "1"}
     assert cfg["aliases"]["nir"] == ("band5", 1) and cfg["aliases"]["udm"] == ("msi_udm", 1)
+
+
+def test_debug_logs_never_show_a_working_signature(
+    emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    # rasterio logs the name of every dataset it opens (the presigned URL) at DEBUG.
+    caplog.set_level(logging.DEBUG)
+    item = _capture(emulator, JAPAN_CAPTURE)[1]
+    ag.load([item], bands=["blue"], auth=_auth(emulator))
+    assert any("is started" in r.getMessage() for r in caplog.records)  # rasterio's line
+    assert re.search(r"X-Amz-(Signature|Credential)=(?!REDACTED)", caplog.text) is None
+
+
+def test_fail_on_error_false_skips_an_asset_the_api_does_not_have(
+    emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    tiles = _capture(emulator, JAPAN_CAPTURE)[:2]
+    gone = tiles[1].clone()
+    href = gone.assets["band3"].href
+    gone.assets["band3"].href = href.replace("_band3.tif", "_removed.tif")  # API: 404
+
+    with pytest.raises(AssetError, match="HTTP 404"):
+        ag.load([tiles[0], gone], bands=["red"], auth=_auth(emulator))
+    ds = ag.load([tiles[0], gone], bands=["red"], auth=_auth(emulator), fail_on_error=False)
+
+    # the readable tile is there, pixel-exact; the missing one is nodata (0), not an error
+    got = ds.red.isel(time=0)
+    np.testing.assert_array_equal(got.values, expected(emulator, [tiles[0]], "band3", got))
+    assert "skipping unreadable asset" in caplog.text and "_removed.tif" in caplog.text

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -323,3 +325,94 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(
 ) -> None:
     download(_items(emulator)[9], assets="thumbnail", directory=tmp_path, auth=_auth(emulator))
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("change", ["longer", "same_size"])
+def test_part_of_an_older_version_is_not_resumed_into_the_new_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    # First run: the transfer is cut half-way and not retried: a .part of version 1 stays.
+    monkeypatch.setattr(assets, "DOWNLOAD_RETRY", Retry(total=0, backoff_factor=0))
+    with Emulator(data_dir=tmp_path / "archive", storage_fault_rate=1.0,
+                  fault_kinds=("drop",)) as emu:
+        item = _items(emu)[0]
+        out = tmp_path / "out"
+        with pytest.raises(DownloadError):
+            download(item, assets="band3", directory=out, auth=_auth(emu), progress=False)
+        name = item.assets["band3"].href.rsplit("/", 1)[1]
+        part = out / item.id / f"{name}.part"
+        source = _archive_file(emu, item, "band3")
+        old = source.read_bytes()
+        assert 0 < part.stat().st_size < len(old)
+        assert part.read_bytes() == old[:part.stat().st_size]
+
+        # Meanwhile the file changes on the server (version 2).
+        new = bytes(255 - b for b in old) + (b"v2" * 4096 if change == "longer" else b"")
+        source.write_bytes(new)
+        os.utime(source, (time.time() + 10, time.time() + 10))  # a new ETag
+        emu.storage_fault_rate = 0.0
+        monkeypatch.setattr(assets, "DOWNLOAD_RETRY", Retry(total=3, backoff_factor=0))
+        local = download(item, assets="band3", directory=out, auth=_auth(emu),
+                         progress=False)
+        # Version 2 whole, not version 1's head glued to version 2's tail.
+        assert Path(local[0].assets["band3"].href).read_bytes() == new
+        assert sorted(p.name for p in (out / item.id).iterdir()) == [name]
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_transfers_and_keeps_the_parts(tmp_path: Path) -> None:
+    with Emulator(scale="large", storage_delay=0.5) as emu:
+        item = _items(emu)[0]
+        item_file = tmp_path / "item.json"
+        item_file.write_text(json.dumps(item.to_dict()))
+        out = tmp_path / "out"
+        script = (
+            "import json, sys, pystac, pystac_axelglobe as ag\n"
+            "item = pystac.Item.from_dict(json.load(open(sys.argv[1])))\n"
+            "try:\n"
+            "    ag.download(item, assets=['tci', 'band1'], directory=sys.argv[2],\n"
+            "                progress=False)\n"
+            "except KeyboardInterrupt:\n"
+            "    sys.exit(42)\n"
+        )
+        proc = subprocess.Popen([sys.executable, "-c", script, str(item_file), str(out)],
+                                env={**os.environ, **emu.env()})
+        names = [item.assets[k].href.rsplit("/", 1)[1] for k in ("tci", "band1")]
+        part = out / item.id / f"{names[0]}.part"
+        try:
+            deadline = time.monotonic() + 60
+            while not (part.exists() and part.stat().st_size > 0):
+                assert proc.poll() is None, "the download finished or died too early"
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=120) == 42
+        finally:
+            proc.kill()
+            proc.wait()
+        # Stopped at once (the files take ~10 s each): nothing under a final name, the
+        # .part files kept for the next run.
+        left = sorted(p.name for p in (out / item.id).iterdir())
+        assert not any(n in left for n in names), left
+        assert f"{names[0]}.part" in left
+        sent = emu.counters.storage_bytes_sent
+        assert sent < sum(_archive_file(emu, item, k).stat().st_size for k in ("tci", "band1"))
+
+        emu.storage_delay = 0.0
+        local = download(item, assets=["tci", "band1"], directory=out, auth=_auth(emu),
+                         progress=False)
+        _assert_identical(emu, [item], local, ["tci", "band1"])
+        assert sorted(p.name for p in (out / item.id).iterdir()) == sorted(names)
+
+
+def test_debug_logs_never_show_a_working_signature(
+    emulator: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # urllib3 logs each request line at DEBUG, presigned query string included.
+    caplog.set_level(logging.DEBUG)
+    item = _items(emulator)[3]
+    download(item, assets="band0", directory=tmp_path, auth=_auth(emulator), progress=False)
+    requests_logged = [r for r in caplog.records if "GET /axelglobe-archive/" in r.getMessage()]
+    assert requests_logged, "urllib3 should have logged the storage request"
+    assert "X-Amz-Signature=REDACTED" in caplog.text
+    assert re.search(r"X-Amz-(Signature|Credential)=(?!REDACTED)", caplog.text) is None

@@ -554,3 +554,58 @@ def test_token_is_json_cached_with_expiry(emulator: Emulator) -> None:
     assert state["expires_at"] == token.expires_at
     assert emulator.client_secret not in provider.cache_path.read_text()
     assert isinstance(Token(token.access_token, token.expires_at).expires_within(0), bool)
+
+
+@pytest.mark.parametrize("damage", [
+    {"restricted_until": 1e300},  # beyond what datetime can show: was an OverflowError
+    {"restricted_until": time.time() + 365 * 86400},  # longer than any accepted Retry-After
+    {"restricted_until": "soon", "access_token": "planted", "expires_at": 1e300},
+])
+def test_damaged_cache_values_are_ignored(emulator: Emulator, damage: dict[str, Any]) -> None:
+    provider = TokenProvider(Settings.from_env(**kwargs_of(emulator)))
+    provider.cache_folder.mkdir(mode=0o700, parents=True)
+    provider.cache_path.write_text(json.dumps({"version": 1, **damage}))
+    before = emulator.counters.token_requests
+    token = provider.token()  # neither a crash nor a lock-out, nor a planted eternal token
+    assert token.access_token != "planted"
+    assert emulator.counters.token_requests == before + 1
+    provider.cache_path.write_text(json.dumps({"version": 1, **damage}))
+    provider.clear()  # "soon" > now was a TypeError in clear()
+    assert provider.cached() == (None, 0.0)  # what `axelglobe auth status` shows
+
+
+def test_token_endpoint_redirect_is_not_followed(tmp_path: Path) -> None:
+    from werkzeug.serving import make_server
+
+    received: list[bytes] = []
+
+    def elsewhere(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        received.append(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)))
+        start_response("200 OK", [("Content-Type", "application/json"),
+                                  ("Content-Length", "2")])
+        return [b"{}"]
+
+    def redirecting(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("307 Temporary Redirect", [
+            ("Location", f"http://127.0.0.1:{target.server_port}/steal"),
+            ("Content-Length", "0")])
+        return [b""]
+
+    target = make_server("127.0.0.1", 0, elsewhere)
+    source = make_server("127.0.0.1", 0, redirecting)
+    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in (target, source)]
+    for t in threads:
+        t.start()
+    try:
+        settings = Settings.from_env(
+            client_id="client-1", client_secret=SECRET, cache_dir=tmp_path,
+            api_url="http://127.0.0.1:9/stac",
+            token_url=f"http://127.0.0.1:{source.server_port}/oauth/token")
+        with pytest.raises(APIRequestError, match=r"redirected \(HTTP 307\)") as info:
+            TokenProvider(settings).token()
+        assert "AXELGLOBE_TOKEN_URL" in str(info.value) and SECRET not in str(info.value)
+        assert received == []  # the secret never reached the redirect target
+    finally:
+        for s in (target, source):
+            s.shutdown()
+            s.server_close()
