@@ -201,7 +201,10 @@ def test_killed_download_resumes_where_it_stopped(tmp_path: Path) -> None:
         item_file.write_text(json.dumps(item.to_dict()))
         out = tmp_path / "out"
         script = (
-            "import json, sys, pystac, pystac_axelglobe as ag\n"
+            "import json, signal, sys, pystac, pystac_axelglobe as ag\n"
+            # as in a terminal: a child started by a non-interactive shell in the
+            # background (some CI runners) inherits SIGINT ignored
+            "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
             "item = pystac.Item.from_dict(json.load(open(sys.argv[1])))\n"
             "ag.download(item, assets=['tci'], directory=sys.argv[2], progress=False)\n"
         )
@@ -367,7 +370,10 @@ def test_ctrl_c_stops_the_transfers_and_keeps_the_parts(tmp_path: Path) -> None:
         item_file.write_text(json.dumps(item.to_dict()))
         out = tmp_path / "out"
         script = (
-            "import json, sys, pystac, pystac_axelglobe as ag\n"
+            "import json, signal, sys, pystac, pystac_axelglobe as ag\n"
+            # as in a terminal: a child started by a non-interactive shell in the
+            # background (some CI runners) inherits SIGINT ignored
+            "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
             "item = pystac.Item.from_dict(json.load(open(sys.argv[1])))\n"
             "try:\n"
             "    ag.download(item, assets=['tci', 'band1'], directory=sys.argv[2],\n"
