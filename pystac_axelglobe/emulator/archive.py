@@ -24,6 +24,14 @@ Scenes (designed so that the guide's search scenarios give distinct, non-trivial
   columns reach into it. Tiles intersecting the MULTIPOLYGON average 18.75 % cloud on
   2021-04-22 and 30 % on 2021-05-30 (the guide's two numbers); the other tiles are chosen so
   that the whole-capture average gives the opposite answer. A third capture: 2021-08-10.
+- Brazil, south (EPSG:32722, same grid): one capture on 2021-08-27, a strip of 1 x 6 tiles
+  running north from the tile holding the guide's ``POINT(-50.38 -21.5)``, so that each of
+  the guide's S_INTERSECTS examples finds tiles. At ``"small"``: the POINT and MULTIPOINT
+  hit its south tile, the LINESTRING the two south tiles, the MULTILINESTRING the four south
+  ones, the POLYGON the two north ones, the BBOX all six; the MULTIPOLYGON, 10 km further
+  north, misses the strip and finds the block above. Cloud covers 20, 45, 10, 35, 0, 60
+  from south to north; dated outside 2021-04-10..2021-06-30, so the guide's date-limited
+  scenarios keep their answers.
 
 Rasters (all UTM, north-up, tiles of one region on one grid with a common origin, so the
 tiles of a capture share edges exactly and mosaic pixel-aligned; tiles are 256 x 256 pixels
@@ -71,7 +79,7 @@ import numpy.typing as npt
 from ..errors import ConfigurationError
 
 #: Bump whenever the generator's output changes, so that cached archives are rebuilt.
-ARCHIVE_VERSION = 5
+ARCHIVE_VERSION = 6
 #: Stands for the API root (``.../stac/v1/catalogs/axelglobe``) in stored hrefs.
 API_ROOT_PLACEHOLDER = "{api_root}"
 #: Environment variable naming the parent folder of the default archive folders.
@@ -206,6 +214,11 @@ _CAPTURES: tuple[_Capture, ...] = (
     _Capture(_capture_id("brazil-2021-08-10"), "brazil", 32722, _utc("2021-08-10T13:25:33"),
              "GRUS-1D", "descending", 15.552016, _BRAZIL_BLOCK, None, aoi_average=5.0,
              other_covers=(5.0, 0.0, 10.0, 15.0, 0.0, 5.0, 10.0), offset=140),
+    # South to north, so the guide's examples find some of its tiles but not all of them.
+    _Capture(_capture_id("brazil-2021-08-27"), "brazil-south", 32722,
+             _utc("2021-08-27T13:19:42"), "GRUS-1C", "descending", 6.418263,
+             ((0, 0), (0, -1), (0, -2), (0, -3), (0, -4), (0, -5)),
+             (20.0, 45.0, 10.0, 35.0, 0.0, 60.0), offset=160),
 )
 
 # Anchor points (lon, lat) of each region: the anchor tile is the one containing the point.
@@ -215,6 +228,9 @@ _ANCHORS: dict[str, tuple[float, float]] = {
     "japan": (135.5, 35.5),
     "kyushu": (131.4355, 32.6820),
     "brazil": (-50.39389773429008, -21.306903229767897),
+    # The guide's POINT example (also the start of its LINESTRING, MULTIPOINT and
+    # MULTILINESTRING examples and a corner of its BBOX example).
+    "brazil-south": (-50.38, -21.5),
 }
 
 

@@ -359,7 +359,13 @@ def test_avg_aoi_is_bbox_intersected_with_geometry(
 
 
 def _brazil_shapes(items: list[dict[str, Any]]) -> dict[str, str]:
-    tiles = [geom(i) for i in items if i["bbox"][0] < 0]
+    # Shapes placed at fractions of the biggest Brazilian capture's block (a rectangle, unlike
+    # the union of all Brazilian tiles, which has a strip of tiles sticking out south).
+    captures: dict[str, list[Any]] = defaultdict(list)
+    for i in items:
+        if i["bbox"][0] < 0:
+            captures[i["properties"]["ag:capture_id"]].append(geom(i))
+    tiles = max(captures.values(), key=len)
     minx, miny, maxx, maxy = shapely.union_all(tiles).bounds
     w, h = maxx - minx, maxy - miny
 
@@ -512,3 +518,35 @@ def test_guides_geometrycollection_is_refused(emulator: Emulator) -> None:
     r = search(emulator, filter=f"S_INTERSECTS(geometry, {text})")
     assert r.status_code == 400
     assert "GEOMETRYCOLLECTION is not supported" in r.json()["description"]
+
+
+@pytest.fixture(scope="module")
+def all_features(emulator: Emulator) -> list[dict[str, Any]]:
+    """Every item, read page by page from /collections/grus-1/features (not /search)."""
+    features: list[dict[str, Any]] = []
+    for page in range(1, 100):
+        r = requests.get(
+            f"{emulator.api_url}/collections/grus-1/features",
+            params={"limit": 10, "page": page},
+            timeout=10,
+            headers={"Authorization": f"Bearer {emulator.token()}"},
+        )
+        assert r.status_code == 200, r.text
+        if not r.json()["features"]:
+            break
+        features += r.json()["features"]
+    assert len({f["id"] for f in features}) == len(features)
+    assert len(features) == len(emulator.archive.item_ids())  # type: ignore[union-attr]
+    return features
+
+
+@pytest.mark.parametrize("text", list(GUIDE_GEOMETRIES))
+def test_each_of_the_guides_examples_finds_the_tiles_it_touches(
+    emulator: Emulator, all_features: list[dict[str, Any]], text: str
+) -> None:
+    # What a user copying the guide's example gets: some tiles, and exactly those touched.
+    literal = GUIDE_GEOMETRIES[text] or shapely.from_wkt(text)
+    expected = {f["id"] for f in all_features if geom(f).intersects(literal)}
+    assert expected and len(expected) < len(all_features)
+    found = ids(emulator, filter=f"S_INTERSECTS(geometry, {text})")
+    assert len(found) == len(set(found)) and set(found) == expected
