@@ -31,14 +31,14 @@ import shlex
 import signal
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
-from .server import DEFAULT_AUDIENCE, DEFAULT_CLIENT_ID, FAULT_KINDS, Counters, EmulatorState
+from .server import Counters, EmulatorState
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -69,6 +69,13 @@ def _serve(host: str, app: WSGIApplication) -> tuple[_QuietServer, threading.Thr
     )
     thread.start()
     return server, thread
+
+
+def _shutdown(servers: Sequence[tuple[_QuietServer, threading.Thread]]) -> None:
+    for server, thread in servers:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
 
 
 class SettingsKwargs(TypedDict):
@@ -108,6 +115,9 @@ class Emulator(EmulatorState):
         clients: extra ``{client_id: secret}`` pairs the token endpoint accepts.
         client_id: the default client's id (its secret is random per instance).
         audience: the audience the token endpoint expects.
+        host: the loopback address of the token and API origins.
+        storage_host: the loopback address of the storage origin (another port on
+            ``host`` where it cannot bind).
 
     Every switch is also an attribute that may be changed while the servers run.
 
@@ -116,53 +126,9 @@ class Emulator(EmulatorState):
         ...     os.environ.update(emu.env())
     """
 
-    def __init__(
-        self,
-        *,
-        token_lifetime: float = 86400,
-        presign_lifetime: float = 900,
-        restrict_after: int | None = None,
-        restrict_window: float = 60,
-        restrict_period: float = 60,
-        api_fault_rate: float = 0.0,
-        storage_fault_rate: float = 0.0,
-        fault_kinds: tuple[str, ...] = FAULT_KINDS,
-        storage_delay: float = 0.0,
-        allow_post_search: bool = False,
-        conforms_to: bool = True,
-        root_links: bool = False,
-        fault_seed: int = 0,
-        scale: str = "small",
-        data_dir: str | os.PathLike[str] | None = None,
-        clients: dict[str, str] | None = None,
-        client_id: str = DEFAULT_CLIENT_ID,
-        audience: str = DEFAULT_AUDIENCE,
-        host: str = "127.0.0.1",
-        storage_host: str = "127.0.0.2",
-    ) -> None:
-        super().__init__(
-            token_lifetime=token_lifetime,
-            presign_lifetime=presign_lifetime,
-            restrict_after=restrict_after,
-            restrict_window=restrict_window,
-            restrict_period=restrict_period,
-            api_fault_rate=api_fault_rate,
-            storage_fault_rate=storage_fault_rate,
-            fault_kinds=fault_kinds,
-            storage_delay=storage_delay,
-            allow_post_search=allow_post_search,
-            conforms_to=conforms_to,
-            root_links=root_links,
-            fault_seed=fault_seed,
-            scale=scale,
-            data_dir=None if data_dir is None else os.fspath(data_dir),
-            clients=clients,
-            client_id=client_id,
-            audience=audience,
-        )
-        self.host = host
-        self.storage_host = storage_host
-        self._servers: list[tuple[_QuietServer, threading.Thread]] = []
+    # The switches are EmulatorState's keyword arguments (one signature, documented above).
+    # The running servers; a tuple, so that no instance can mutate a shared default.
+    _servers: tuple[tuple[_QuietServer, threading.Thread], ...] = ()
 
     def __repr__(self) -> str:
         # Never the secret.
@@ -188,19 +154,21 @@ class Emulator(EmulatorState):
         if self.archive is None:
             data_dir = None if self.data_dir is None else Path(self.data_dir)
             self.archive = build_archive(data_dir, scale=self.scale)
+        started: list[tuple[_QuietServer, threading.Thread]] = []
         try:
             token = _serve(self.host, self.token_app)
-            self._servers.append(token)
+            started.append(token)
             api = _serve(self.host, self.api_app)
-            self._servers.append(api)
+            started.append(api)
             try:
                 storage = _serve(self.storage_host, self.storage_app)
             except OSError:  # 127.0.0.2 not bindable here: another port on the main host
                 storage = _serve(self.host, self.storage_app)
-            self._servers.append(storage)
+            started.append(storage)
         except BaseException:
-            self.stop()
+            _shutdown(started)
             raise
+        self._servers = tuple(started)
         self.token_url = f"http://{self.host}:{token[0].server_port}/oauth/token"
         self.api_url = f"http://{self.host}:{api[0].server_port}/stac/v1/catalogs/axelglobe"
         storage_host = str(storage[0].server_address[0])
@@ -210,11 +178,8 @@ class Emulator(EmulatorState):
 
     def stop(self) -> None:
         """Stop the servers and wait for their threads."""
-        servers, self._servers = self._servers, []
-        for server, thread in servers:
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5)
+        servers, self._servers = self._servers, ()
+        _shutdown(servers)
 
     def __enter__(self) -> Emulator:
         return self.start()

@@ -17,6 +17,7 @@ import hmac
 import json
 import math
 import mimetypes
+import os
 import random
 import re
 import secrets
@@ -186,11 +187,15 @@ class EmulatorState:
         root_links: bool = False,
         fault_seed: int = 0,
         scale: str = "small",
-        data_dir: str | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
         clients: dict[str, str] | None = None,
         client_id: str = DEFAULT_CLIENT_ID,
         audience: str = DEFAULT_AUDIENCE,
+        host: str = "127.0.0.1",
+        storage_host: str = "127.0.0.2",
     ) -> None:
+        self.host = host
+        self.storage_host = storage_host
         self.token_lifetime = token_lifetime
         self.presign_lifetime = presign_lifetime
         self.restrict_after = restrict_after
@@ -208,7 +213,7 @@ class EmulatorState:
         self.root_links = root_links
         self.fault_seed = fault_seed
         self.scale = scale
-        self.data_dir = data_dir
+        self.data_dir = None if data_dir is None else os.fspath(data_dir)
         self.client_id = client_id
         self.client_secret = secrets.token_urlsafe(24)
         self.audience = audience
