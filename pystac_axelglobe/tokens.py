@@ -719,9 +719,15 @@ def _make_private_dir(path: Path) -> None:
     if not path.is_dir():
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         return
-    # A folder made by someone (or something) else: tighten it if it is ours.
     info = path.stat()
-    if info.st_mode & 0o077 and hasattr(os, "getuid") and info.st_uid == os.getuid():
+    if not hasattr(os, "getuid"):  # no owners to compare (Windows)
+        return
+    if info.st_uid != os.getuid():
+        # Its owner could read our token or plant one (a shared /tmp, say): never use it.
+        raise PermissionError(
+            f"the token cache folder {path} belongs to another user (uid {info.st_uid})")
+    # A folder of ours made by something else: tighten it.
+    if info.st_mode & 0o077:
         logger.warning("token cache folder %s was readable by others; making it 0700", path)
         path.chmod(0o700)
 

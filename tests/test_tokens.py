@@ -609,3 +609,24 @@ def test_token_endpoint_redirect_is_not_followed(tmp_path: Path) -> None:
         for s in (target, source):
             s.shutdown()
             s.server_close()
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="giving a folder to another user needs root")
+def test_a_cache_folder_of_another_user_is_never_used(
+    emulator: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # e.g. AXELGLOBE_CACHE_DIR on a shared /tmp, where someone else made tokens/ first
+    folder = tmp_path / "shared" / "tokens"
+    folder.mkdir(parents=True, mode=0o777)
+    os.chown(folder, 65534, 65534)  # nobody
+    before = emulator.counters.token_requests
+    with caplog.at_level(logging.WARNING, logger="pystac_axelglobe.tokens"):
+        provider = TokenProvider(Settings.from_env(**kwargs_of(emulator),
+                                                   cache_dir=tmp_path / "shared"))
+        token = provider.token()
+    assert requests.get(emulator.api_url, timeout=30,
+                        headers={"Authorization": f"Bearer {token.access_token}"}).ok
+    assert emulator.counters.token_requests == before + 1
+    assert list(folder.iterdir()) == []  # nothing written where its owner could read it
+    assert "belongs to another user" in caplog.text and "memory only" in caplog.text
