@@ -376,7 +376,25 @@ def resolve(
         entry = _request_redirect(href, auth)
         with _state_lock:
             _cache[key] = entry
+            if len(_cache) > _CACHE_SWEEP_SIZE:
+                _sweep_expired(time.time())
     return entry.url
+
+
+#: Past this many cached URLs, a new one sweeps out the expired (long-running workers
+#: resolve hrefs without end; each entry is small, so sweeping rarely is enough).
+_CACHE_SWEEP_SIZE = 4096
+
+
+def _sweep_expired(now: float) -> None:
+    """Drop expired URLs and the locks of their hrefs (call with ``_state_lock`` held)."""
+    for key in [k for k, e in _cache.items() if e.url.expires_at <= now]:
+        del _cache[key]
+        # A thread that took this lock but has not acquired it yet would then race a newer
+        # one for this expired href: at worst one extra redirect, never a wrong URL.
+        lock = _flight_locks.get(key)
+        if lock is not None and not lock.locked():
+            del _flight_locks[key]
 
 
 def _request_redirect(href: str, auth: AxelGlobeAuth) -> _Cached:

@@ -276,3 +276,19 @@ def test_a_restricted_client_is_told_at_once_and_sends_nothing_more(tmp_path: Pa
         with pytest.raises(RestrictedError):
             resolve(href, auth=auth)
         assert emu.counters.api_requests == sent
+
+
+def test_expired_urls_are_swept_from_a_long_running_cache(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(assets, "_CACHE_SWEEP_SIZE", 2)
+    with Emulator(presign_lifetime=2) as emu:
+        auth = _auth(emu)
+        hrefs = [item.assets["band1"].href for item in _items(emu)[:4]]
+        for href in hrefs[:3]:
+            resolve(href, auth=auth)
+        assert len(assets._cache) == 3  # over the size, but nothing has expired yet
+        time.sleep(2.5)
+        fresh = resolve(hrefs[3], auth=auth)
+        assert list(assets._cache.values())[0].url == fresh  # the three expired ones are gone
+        assert len(assets._cache) == 1
