@@ -852,7 +852,7 @@ def _fetch(
                                    timeout=TIMEOUT, allow_redirects=False,
                                    **session.env_for(presigned.url))
         except requests.RequestException as err:
-            retry = _increment(retry, where, err)
+            retry = _increment(retry, where, cancel=cancel, error=err)
             continue
         with response:
             status = response.status_code
@@ -868,7 +868,7 @@ def _fetch(
                 continue
             if status in RETRY_STATUSES:
                 response.raw.drain_conn()
-                retry = _increment(retry, where, None, response)
+                retry = _increment(retry, where, cancel=cancel, error=None, response=response)
                 continue
             if status == 416:
                 total = _content_range_total(response.headers.get("Content-Range", ""))
@@ -878,7 +878,8 @@ def _fetch(
                     return
                 _discard(part, origin_file)  # longer than the file, or another version
                 origin = None
-                retry = _increment(retry, where, urllib3.exceptions.ProtocolError("416"))
+                retry = _increment(retry, where, cancel=cancel,
+                                   error=urllib3.exceptions.ProtocolError("416"))
                 continue
             answer_etag = response.headers.get("ETag")
             if status == 200:
@@ -893,8 +894,9 @@ def _fetch(
                     # was begun: the .part cannot be trusted; start over.
                     _discard(part, origin_file)
                     origin = None
-                    retry = _increment(retry, where, urllib3.exceptions.ProtocolError(
-                        "bad Content-Range" if start != offset else "the file changed"))
+                    why = "bad Content-Range" if start != offset else "the file changed"
+                    retry = _increment(retry, where, cancel=cancel,
+                                       error=urllib3.exceptions.ProtocolError(why))
                     continue
             else:
                 hint = " (storage refuses Authorization headers)" if status == 400 else ""
@@ -931,7 +933,7 @@ def _fetch(
                 counted_done += written
                 if written:
                     retry = DOWNLOAD_RETRY.new()  # progress was made: a fresh budget
-                retry = _increment(retry, where, err)
+                retry = _increment(retry, where, cancel=cancel, error=err)
                 continue
             counted_done += written
 
@@ -945,7 +947,8 @@ def _fetch(
         if written:
             retry = DOWNLOAD_RETRY.new()
         retry = _increment(
-            retry, where, urllib3.exceptions.ProtocolError(f"got {size} of {total} bytes")
+            retry, where, cancel=cancel,
+            error=urllib3.exceptions.ProtocolError(f"got {size} of {total} bytes"),
         )
 
 
@@ -960,8 +963,12 @@ def _increment(
     where: str,
     error: Exception | None,
     response: requests.Response | None = None,
+    *,
+    cancel: threading.Event | None = None,
 ) -> Retry:
     """Count one failed attempt on ``retry``, sleep its backoff, return the new policy.
+
+    With ``cancel``, the backoff ends early when it is set (Ctrl-C), raising ``_Cancelled``.
 
     Raises:
         AssetError: The attempts are used up.
@@ -984,10 +991,15 @@ def _increment(
         raise AssetError(
             f"gave up after {len(retry.history) + 1} attempts: {_redact(status)}"
         ) from None
-    if raw is not None:
+    if cancel is None:
         new.sleep(raw)
-    else:
-        new.sleep()
+        return new
+    # What Retry.sleep() would wait (Retry-After if the answer has one, else the backoff),
+    # waited on the cancel event instead, so that Ctrl-C does not sit through it.
+    wait = new.get_retry_after(raw) if raw is not None and new.respect_retry_after_header \
+        else None
+    if cancel.wait(wait if wait else new.get_backoff_time()):
+        raise _Cancelled("interrupted")
     return new
 
 

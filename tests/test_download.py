@@ -11,12 +11,14 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pystac
 import pytest
+import urllib3.exceptions
 from tqdm import tqdm
 from urllib3.util.retry import Retry
 
@@ -422,3 +424,17 @@ def test_debug_logs_never_show_a_working_signature(
     assert requests_logged, "urllib3 should have logged the storage request"
     assert "X-Amz-Signature=REDACTED" in caplog.text
     assert re.search(r"X-Amz-(Signature|Credential)=(?!REDACTED)", caplog.text) is None
+
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_does_not_sit_through_a_retry_backoff() -> None:
+    # A transfer between attempts waits out the policy's backoff (here 200 s for the second
+    # retry); once the download is cancelled (Ctrl-C) that wait ends at once.
+    policy = Retry(total=5, backoff_factor=100)
+    cancel = threading.Event()
+    dropped = urllib3.exceptions.ProtocolError("dropped")
+    policy = assets._increment(policy, "a file", dropped, cancel=cancel)  # first: no wait
+    cancel.set()
+    with pytest.raises(assets._Cancelled):
+        assets._increment(policy, "a file", dropped, cancel=cancel)
