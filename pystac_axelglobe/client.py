@@ -46,6 +46,7 @@ from urllib3.exceptions import MaxRetryError, ProtocolError
 from urllib3.util.retry import Retry
 
 from ._retry import RETRY_STATUSES, AxelGlobeRetry
+from ._time import parse_rfc3339
 from .errors import AxelGlobeError, ConfigurationError, InvalidQueryError, RestrictedError
 from .extension import ensure_extension_hooks, normalize_item
 from .filters import _check_lonlat, format_number, to_shapely, validate_filter
@@ -175,10 +176,7 @@ def check_bbox(bbox: Any) -> list[float]:
 
 
 def _parse_instant(text: str) -> dt.datetime:
-    value = text.strip()
-    if value.endswith(("z", "Z")):
-        value = value[:-1] + "+00:00"
-    parsed = dt.datetime.fromisoformat(value)
+    parsed = parse_rfc3339(text)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.timezone.utc)
     return parsed

@@ -51,6 +51,8 @@ import shapely
 import shapely.geometry
 from shapely.geometry.base import BaseGeometry
 
+from .._time import parse_rfc3339
+
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
 
@@ -107,10 +109,8 @@ def parse_datetime(text: str) -> datetime:
         raise SearchError(
             f"{text!r} is not an RFC 3339 date-time (e.g. 2021-04-10T00:00:00Z)"
         )
-    if value[-1:] in "zZ":
-        value = value[:-1] + "+00:00"
     try:
-        parsed = datetime.fromisoformat(value)
+        parsed = parse_rfc3339(value)
     except ValueError:
         raise SearchError(f"{text!r} is not an RFC 3339 date-time") from None
     return parsed
