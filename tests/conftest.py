@@ -28,6 +28,16 @@ def clean_environ(
     monkeypatch.setattr("pystac_axelglobe.auth._opened", None)
 
 
+@pytest.fixture(autouse=True)
+def no_cached_presigned_urls() -> Iterator[None]:
+    """Each test starts without the process-wide cache of presigned URLs."""
+    from pystac_axelglobe import assets
+
+    assets._cache.clear()
+    yield
+    assets._cache.clear()
+
+
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[Emulator]:
     """One default emulator for the whole session (read-only use: counters are shared)."""

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import pystac
 import pytest
 import requests
 import responses
@@ -24,21 +23,9 @@ from pystac_axelglobe.emulator.archive import Archive
 from pystac_axelglobe.errors import AssetError, RestrictedError
 
 
-@pytest.fixture(autouse=True)
-def empty_cache() -> Iterator[None]:
-    """Each test starts without cached presigned URLs (they are process-wide)."""
-    assets._cache.clear()
-    yield
-    assets._cache.clear()
-
-
 def _archive(emu: Emulator) -> Archive:
     assert emu.archive is not None
     return emu.archive
-
-
-def _items(emu: Emulator) -> list[pystac.Item]:
-    return [pystac.Item.from_dict(d) for d in _archive(emu).items(emu.api_url)]
 
 
 def _auth(emu: Emulator) -> AxelGlobeAuth:
@@ -48,7 +35,7 @@ def _auth(emu: Emulator) -> AxelGlobeAuth:
 
 def test_resolve_returns_the_storage_url_with_its_expiry(emulator: Emulator) -> None:
     auth = _auth(emulator)
-    href = _items(emulator)[0].assets["tci"].href
+    href = emulator.items()[0].assets["tci"].href
     before = emulator.counters.redirects
     started = time.time()
 
@@ -63,12 +50,12 @@ def test_resolve_returns_the_storage_url_with_its_expiry(emulator: Emulator) -> 
     got = requests.get(url.url, timeout=10)
     assert got.status_code == 200
     assert got.content == _archive(emulator).asset_path(
-        _items(emulator)[0].id, href.rsplit("/", 1)[1]
+        emulator.items()[0].id, href.rsplit("/", 1)[1]
     ).read_bytes()
 
 
 def test_repr_and_str_never_show_the_signature(emulator: Emulator) -> None:
-    url = resolve(_items(emulator)[0].assets["band1"].href, auth=_auth(emulator))
+    url = resolve(emulator.items()[0].assets["band1"].href, auth=_auth(emulator))
     signature = parse_qs(urlsplit(url.url).query)["X-Amz-Signature"][0]
     for text in (repr(url), str(url), f"{url}", repr([url])):
         assert signature not in text
@@ -79,7 +66,7 @@ def test_repr_and_str_never_show_the_signature(emulator: Emulator) -> None:
 
 def test_cached_until_shortly_before_expiry_then_resolved_again(emulator: Emulator) -> None:
     auth = _auth(emulator)
-    href = _items(emulator)[1].assets["band2"].href
+    href = emulator.items()[1].assets["band2"].href
     before = emulator.counters.redirects
     first = resolve(href, auth=auth)
     assert resolve(href, auth=auth) is first
@@ -98,7 +85,7 @@ def test_cached_until_shortly_before_expiry_then_resolved_again(emulator: Emulat
 def test_short_lived_urls_are_reused_for_half_their_lifetime() -> None:
     with Emulator(presign_lifetime=2) as emu:
         auth = _auth(emu)
-        href = _items(emu)[0].assets["band3"].href
+        href = emu.items()[0].assets["band3"].href
         first = resolve(href, auth=auth)
         # min_validity=30 would never reuse a 2 s URL; the half-lifetime cap makes it usable.
         assert resolve(href, auth=auth) is first
@@ -113,7 +100,7 @@ def test_short_lived_urls_are_reused_for_half_their_lifetime() -> None:
 def test_single_flight_many_threads_one_request(emulator: Emulator) -> None:
     auth = _auth(emulator)
     auth.provider.token()  # the token is not what this test is about
-    href = _items(emulator)[2].assets["band4"].href
+    href = emulator.items()[2].assets["band4"].href
     before = emulator.counters.redirects
     barrier = threading.Barrier(16)
     results: list[PresignedURL] = []
@@ -137,7 +124,7 @@ def test_single_flight_many_threads_one_request(emulator: Emulator) -> None:
 
 def test_invalidate_forces_a_new_request(emulator: Emulator) -> None:
     auth = _auth(emulator)
-    href = _items(emulator)[3].assets["band5"].href
+    href = emulator.items()[3].assets["band5"].href
     before = emulator.counters.redirects
     first = resolve(href, auth=auth)
     invalidate(href)
@@ -149,7 +136,7 @@ def test_invalidate_forces_a_new_request(emulator: Emulator) -> None:
 
 
 def test_default_auth_comes_from_the_environment(emulator_env: Emulator) -> None:
-    href = _items(emulator_env)[4].assets["msi_udm"].href
+    href = emulator_env.items()[4].assets["msi_udm"].href
     url = resolve(href)
     assert url.url.startswith(emulator_env.storage_url)
     from pystac_axelglobe.auth import default_auth
@@ -160,7 +147,7 @@ def test_default_auth_comes_from_the_environment(emulator_env: Emulator) -> None
 def test_hrefs_off_the_api_are_returned_as_they_are(emulator: Emulator) -> None:
     auth = _auth(emulator)
     before = emulator.counters.api_requests
-    signed = resolve(_items(emulator)[5].assets["tci"].href, auth=auth)
+    signed = resolve(emulator.items()[5].assets["tci"].href, auth=auth)
     again = resolve(signed.url, auth=auth)  # already a presigned storage URL
     assert again.url == signed.url
     assert abs(again.expires_at - signed.expires_at) < 2
@@ -175,7 +162,7 @@ def test_hrefs_off_the_api_are_returned_as_they_are(emulator: Emulator) -> None:
 
 
 def test_unknown_asset_is_an_asset_error_with_status_and_hint(emulator: Emulator) -> None:
-    item = _items(emulator)[0]
+    item = emulator.items()[0]
     href = item.assets["tci"].href.rsplit("/", 1)[0] + "/no_such_file.tif"
     with pytest.raises(AssetError) as info:
         resolve(href, auth=_auth(emulator))
@@ -187,7 +174,7 @@ def test_unknown_asset_is_an_asset_error_with_status_and_hint(emulator: Emulator
 def test_revoked_token_is_refreshed_once() -> None:
     with Emulator() as emu:
         auth = _auth(emu)
-        items = _items(emu)
+        items = emu.items()
         resolve(items[0].assets["tci"].href, auth=auth)
         assert emu.counters.token_requests == 1
         emu.revoke_tokens()
@@ -202,7 +189,7 @@ def test_api_faults_are_retried(monkeypatch: pytest.MonkeyPatch) -> None:
     with Emulator(api_fault_rate=0.5, fault_kinds=("503", "502", "drop"), fault_seed=3) as emu:
         auth = _auth(emu)
         auth.provider.token()
-        items = _items(emu)
+        items = emu.items()
         hrefs = [a.href for it in items[:3] for a in it.assets.values()]
         urls = [resolve(h, auth=auth) for h in hrefs]
         assert all(u.url.startswith(emu.storage_url) for u in urls)
@@ -217,7 +204,7 @@ def test_api_failing_for_good_gives_up_with_the_status(monkeypatch: pytest.Monke
     with Emulator(api_fault_rate=1.0, fault_kinds=("503",)) as emu:
         auth = _auth(emu)
         auth.provider.token()
-        href = _items(emu)[0].assets["tci"].href
+        href = emu.items()[0].assets["tci"].href
         with pytest.raises(AssetError, match=r"HTTP 503.*try again later"):
             resolve(href, auth=auth)
         assert emu.counters.api_requests == 3  # the first try and two retries
@@ -260,7 +247,7 @@ def test_redirect_without_expiry_gets_the_default_lifetime(
 def test_a_restricted_client_is_told_at_once_and_sends_nothing_more(tmp_path: Path) -> None:
     with Emulator(restrict_after=1, restrict_window=60, restrict_period=60) as emu:
         auth = AxelGlobeAuth(**emu.settings_kwargs(), cache_dir=tmp_path / "a")
-        href = _items(emu)[0].assets["tci"].href
+        href = emu.items()[0].assets["tci"].href
         resolve(href, auth=auth)
         other = AxelGlobeAuth(**emu.settings_kwargs(), cache_dir=tmp_path / "b")
         with pytest.raises(RestrictedError):  # a second token request trips the restriction
@@ -284,7 +271,7 @@ def test_expired_urls_are_swept_from_a_long_running_cache(
     monkeypatch.setattr(assets, "_CACHE_SWEEP_SIZE", 2)
     with Emulator(presign_lifetime=2) as emu:
         auth = _auth(emu)
-        hrefs = [item.assets["band1"].href for item in _items(emu)[:4]]
+        hrefs = [item.assets["band1"].href for item in emu.items()[:4]]
         for href in hrefs[:3]:
             resolve(href, auth=auth)
         assert len(assets._cache) == 3  # over the size, but nothing has expired yet

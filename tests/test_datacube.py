@@ -42,12 +42,8 @@ def _archive(emu: Emulator) -> Archive:
     return emu.archive
 
 
-def _items(emu: Emulator) -> list[pystac.Item]:
-    return [pystac.Item.from_dict(d) for d in _archive(emu).items(emu.api_url)]
-
-
 def _capture(emu: Emulator, capture_id: str) -> list[pystac.Item]:
-    found = [i for i in _items(emu) if i.properties.get("ag:capture_id") == capture_id]
+    found = [i for i in emu.items() if i.properties.get("ag:capture_id") == capture_id]
     assert found
     return found
 
@@ -203,7 +199,7 @@ def test_pan_and_tci_load_at_2_5_m_pixel_exact(emulator: Emulator) -> None:
 
 
 def test_groupby_capture_one_slice_per_capture_in_time_order(emulator: Emulator) -> None:
-    japan = [i for i in _items(emulator) if str(datacube.utm_crs([i])) == "EPSG:32653"]
+    japan = [i for i in emulator.items() if str(datacube.utm_crs([i])) == "EPSG:32653"]
     captures = {i.properties["ag:capture_id"] for i in japan}
 
     ds = ag.load(japan, bands=["red", "udm"], chunks={}, auth=_auth(emulator))
@@ -268,7 +264,7 @@ def test_mask_unusable_blanks_cloud_and_nodata(emulator: Emulator) -> None:
 
 def test_bad_input_fails_before_any_request(emulator: Emulator) -> None:
     japan = _capture(emulator, JAPAN_CAPTURE)
-    brazil = [i for i in _items(emulator) if i.bbox and i.bbox[0] < -40]
+    brazil = [i for i in emulator.items() if i.bbox and i.bbox[0] < -40]
     auth = _auth(emulator)
     before = emulator.counters.as_dict()
 

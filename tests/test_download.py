@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pystac
@@ -30,21 +29,9 @@ from pystac_axelglobe.emulator.archive import Archive
 from pystac_axelglobe.errors import ConfigurationError, DownloadError
 
 
-@pytest.fixture(autouse=True)
-def empty_cache() -> Iterator[None]:
-    """Each test starts without cached presigned URLs (they are process-wide)."""
-    assets._cache.clear()
-    yield
-    assets._cache.clear()
-
-
 def _archive(emu: Emulator) -> Archive:
     assert emu.archive is not None
     return emu.archive
-
-
-def _items(emu: Emulator) -> list[pystac.Item]:
-    return [pystac.Item.from_dict(d) for d in _archive(emu).items(emu.api_url)]
 
 
 def _auth(emu: Emulator) -> AxelGlobeAuth:
@@ -87,7 +74,7 @@ def test_whole_capture_byte_identical_and_no_authorization_at_storage(
     netrc.write_text(f"machine {storage_host} login someone password hunter2\n")
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))
-    items = _items(emulator)
+    items = emulator.items()
     capture = items[0].properties["ag:capture_id"]
     capture_items = [i for i in items if i.properties.get("ag:capture_id") == capture]
     n_files = sum(len(i.assets) for i in capture_items)
@@ -138,7 +125,7 @@ def test_items_found_with_open_download_with_its_credentials(
 
 def test_faults_everywhere_still_byte_identical_and_resumed(tmp_path: Path) -> None:
     with Emulator(storage_fault_rate=0.2, api_fault_rate=0.1, fault_seed=7) as emu:
-        items = _items(emu)[:4]
+        items = emu.items()[:4]
         local = download(items, directory=tmp_path, auth=_auth(emu), progress=False)
         total = _assert_identical(emu, items, local)
         assert emu.counters.faults >= 5
@@ -150,7 +137,7 @@ def test_faults_everywhere_still_byte_identical_and_resumed(tmp_path: Path) -> N
 
 def test_dropped_connections_resume_from_the_bytes_written(tmp_path: Path) -> None:
     with Emulator(storage_fault_rate=0.5, fault_kinds=("drop",), fault_seed=1) as emu:
-        items = _items(emu)[:2]
+        items = emu.items()[:2]
         local = download(items, directory=tmp_path, auth=_auth(emu), progress=False)
         total = _assert_identical(emu, items, local)
         assert emu.counters.faults >= 5  # each cut half-way through a response
@@ -162,7 +149,7 @@ def test_dropped_connections_resume_from_the_bytes_written(tmp_path: Path) -> No
 def test_expired_presigned_url_is_resolved_again(tmp_path: Path) -> None:
     with Emulator(presign_lifetime=1) as emu:
         auth = _auth(emu)
-        item = _items(emu)[0]
+        item = emu.items()[0]
         href = item.assets["tci"].href
         stale = resolve(href, auth=auth)
         time.sleep(max(0.0, stale.remaining()) + 1.1)  # storage now refuses it (403)
@@ -181,7 +168,7 @@ def test_two_second_urls_on_slow_storage_are_re_resolved(tmp_path: Path) -> None
     # fault_seed=1: both first transfers are cut half-way (and later ones at random).
     with Emulator(scale="large", presign_lifetime=2, storage_fault_rate=0.5,
                   fault_kinds=("drop",), fault_seed=1) as emu:
-        item = _items(emu)[0]
+        item = emu.items()[0]
         keys = ["band1", "band2"]
         chunks = max(_archive_file(emu, item, k).stat().st_size // 65536 for k in keys)
         assert chunks >= 2, "the large archive's bands should span several 64 KiB chunks"
@@ -198,7 +185,7 @@ def test_two_second_urls_on_slow_storage_are_re_resolved(tmp_path: Path) -> None
 @pytest.mark.slow
 def test_killed_download_resumes_where_it_stopped(tmp_path: Path) -> None:
     with Emulator(scale="large", storage_delay=0.5) as emu:
-        item = _items(emu)[0]
+        item = emu.items()[0]
         item_file = tmp_path / "item.json"
         item_file.write_text(json.dumps(item.to_dict()))
         out = tmp_path / "out"
@@ -242,7 +229,7 @@ def test_killed_download_resumes_where_it_stopped(tmp_path: Path) -> None:
 
 
 def test_a_failed_asset_does_not_stop_the_others(emulator: Emulator, tmp_path: Path) -> None:
-    item = _items(emulator)[6]
+    item = emulator.items()[6]
     broken = item.clone()
     base = item.assets["tci"].href.rsplit("/", 1)[0]
     broken.add_asset("extra", pystac.Asset(href=f"{base}/missing_extra.tif"))
@@ -266,7 +253,7 @@ def test_storage_failing_for_good_names_every_asset(
     monkeypatch.setattr(assets, "DOWNLOAD_RETRY", Retry(
         total=2, backoff_factor=0, status_forcelist=[503], allowed_methods=["GET"]))
     with Emulator(storage_fault_rate=1.0, fault_kinds=("503",)) as emu:
-        item = _items(emu)[0]
+        item = emu.items()[0]
         keys = ["tci", "band0", "thumbnail"]
         with pytest.raises(DownloadError) as info:
             download(item, assets=keys, directory=tmp_path, auth=_auth(emu), progress=False)
@@ -279,7 +266,7 @@ def test_storage_failing_for_good_names_every_asset(
 
 
 def test_bad_input_is_refused_before_any_request(emulator: Emulator, tmp_path: Path) -> None:
-    items = _items(emulator)[:2]
+    items = emulator.items()[:2]
     auth = _auth(emulator)
     auth.provider.token()
     before = (len(emulator.requests), emulator.counters.storage_requests)
@@ -314,7 +301,7 @@ def test_item_collection_and_one_progress_bar(
 
     fake = TTY()
     monkeypatch.setattr(sys, "stderr", fake)
-    items = pystac.ItemCollection(_items(emulator)[7:9])
+    items = pystac.ItemCollection(emulator.items()[7:9])
     local = download(items, assets=["band2", "band3"], directory=tmp_path,
                      auth=_auth(emulator))
     total = _assert_identical(emulator, list(items), local, ["band2", "band3"])
@@ -328,7 +315,7 @@ def test_item_collection_and_one_progress_bar(
 def test_no_progress_bar_when_stderr_is_not_a_terminal(
     emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    download(_items(emulator)[9], assets="thumbnail", directory=tmp_path, auth=_auth(emulator))
+    download(emulator.items()[9], assets="thumbnail", directory=tmp_path, auth=_auth(emulator))
     assert capsys.readouterr().err == ""
 
 
@@ -340,7 +327,7 @@ def test_part_of_an_older_version_is_not_resumed_into_the_new_one(
     monkeypatch.setattr(assets, "DOWNLOAD_RETRY", Retry(total=0, backoff_factor=0))
     with Emulator(data_dir=tmp_path / "archive", storage_fault_rate=1.0,
                   fault_kinds=("drop",)) as emu:
-        item = _items(emu)[0]
+        item = emu.items()[0]
         out = tmp_path / "out"
         with pytest.raises(DownloadError):
             download(item, assets="band3", directory=out, auth=_auth(emu), progress=False)
@@ -367,7 +354,7 @@ def test_part_of_an_older_version_is_not_resumed_into_the_new_one(
 @pytest.mark.slow
 def test_ctrl_c_stops_the_transfers_and_keeps_the_parts(tmp_path: Path) -> None:
     with Emulator(scale="large", storage_delay=0.5) as emu:
-        item = _items(emu)[0]
+        item = emu.items()[0]
         item_file = tmp_path / "item.json"
         item_file.write_text(json.dumps(item.to_dict()))
         out = tmp_path / "out"
@@ -418,7 +405,7 @@ def test_debug_logs_never_show_a_working_signature(
 ) -> None:
     # urllib3 logs each request line at DEBUG, presigned query string included.
     caplog.set_level(logging.DEBUG)
-    item = _items(emulator)[3]
+    item = emulator.items()[3]
     download(item, assets="band0", directory=tmp_path, auth=_auth(emulator), progress=False)
     requests_logged = [r for r in caplog.records if "GET /axelglobe-archive/" in r.getMessage()]
     assert requests_logged, "urllib3 should have logged the storage request"

@@ -41,6 +41,7 @@ from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from .server import Counters, EmulatorState
 
 if TYPE_CHECKING:
+    import pystac
     from _typeshed.wsgi import WSGIApplication
 
 __all__ = ["Counters", "Emulator", "SettingsKwargs", "unless_configured"]
@@ -246,6 +247,22 @@ class Emulator(EmulatorState):
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    def items(self) -> list[pystac.Item]:
+        """Every item the API serves, as ``pystac.Item`` (hrefs on this emulator).
+
+        The archive's truth, without a request: for tests to compute what a search, a
+        download or a load should give.
+
+        Example:
+            >>> with Emulator() as emu:  # doctest: +SKIP
+            ...     ids = {item.id for item in emu.items()}
+        """
+        if self.archive is None:
+            raise RuntimeError("start the emulator first (with Emulator() as emu: ...)")
+        import pystac
+
+        return [pystac.Item.from_dict(d) for d in self.archive.items(self.api_url)]
 
     def token(self) -> str:
         """Issue a token for the default client straight from the server state (no request).
