@@ -1,32 +1,122 @@
-"""The retry policy of requests to the AxelGlobe API (searches, asset redirects).
+"""Every retry policy of the package, named by use, and the one rule for "restricted".
 
-urllib3's ``Retry`` with one change: a ``Retry-After`` longer than
-:data:`~pystac_axelglobe.tokens.RESTRICTION_THRESHOLD` is AxelGlobe restricting the client,
-so it is not slept through (urllib3 would wait it out on every retry) but handed back at
-once, for the caller to record and report as a ``RestrictedError``.
+AxelGlobe restricts clients that ask for tokens too often: for a while every call answers
+429 (maybe with ``Retry-After``) or, at the token endpoint, 403. Retrying then only
+prolongs the restriction, so the package remembers it (:meth:`TokenProvider.record_restriction`)
+and sends nothing until it ends. *Which* answers mean that is decided here and only here,
+by :func:`restriction_until`: only the token endpoint's and the API origin's own answers
+count, never a 429 from storage or from a ``next`` link on another host.
+
+The policies are urllib3 ``Retry`` objects (backoff, ``Retry-After`` honoured), one per use:
+
+============== ===================================================================
+:func:`search_retry`    API GETs of searches, collections, items (``ag.open()``)
+:func:`token_retry`     token requests: 5xx and dropped connections, never 4xx
+:func:`resolve_retry`   the authorised GET of an asset href that answers a redirect
+:func:`download_retry`  each storage transfer (its budget also bounded in time)
+============== ===================================================================
 
 Example:
-    >>> 503 in AxelGlobeRetry(status_forcelist=RETRY_STATUSES).status_forcelist
+    >>> 503 in search_retry().status_forcelist
     True
+    >>> parse_retry_after("30", now=1000.0)
+    1030.0
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
+import math
 from typing import Any
 
 from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
-from .tokens import RESTRICTION_THRESHOLD
+from .settings import url_origin
 
 #: Statuses retried with backoff (``Retry-After`` honoured).
 RETRY_STATUSES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
+#: How long to back off after a restriction that says no ``Retry-After``.
+DEFAULT_RESTRICTION = 60.0
+#: A Retry-After longer than this (a week) is taken as garbage, not as a restriction.
+MAX_RESTRICTION = 7 * 86400.0
+#: A 429 from the API whose Retry-After is longer than this (seconds) is a restriction of
+#: the client, not a passing rate limit: it is not waited out but recorded and reported.
+RESTRICTION_THRESHOLD = 30.0
+#: The longest wait any retry takes, whatever ``Retry-After`` says.
+MAX_RETRY_WAIT = 30.0
+
+
+def parse_retry_after(value: str | None, *, now: float, default: float = DEFAULT_RESTRICTION
+                      ) -> float:
+    """The epoch time a ``Retry-After`` header (seconds or an HTTP date) points at.
+
+    Example:
+        >>> parse_retry_after("Thu, 01 Jan 1970 00:20:00 GMT", now=1000.0)
+        1200.0
+        >>> parse_retry_after(None, now=1000.0)
+        1060.0
+    """
+    if value:
+        value = value.strip()
+        try:
+            seconds = float(value)
+        except ValueError:
+            pass
+        else:  # "nan", "inf" or absurd values: the default, not an overflow
+            if math.isfinite(seconds) and seconds <= MAX_RESTRICTION:
+                return now + max(0.0, seconds)
+            return now + default
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            when = None
+        if when is not None:
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=dt.timezone.utc)
+            return min(max(now, when.timestamp()), now + MAX_RESTRICTION)
+    return now + default
+
+
+def restriction_until(status: int, url: str, retry_after: str | None, *, api_url: str,
+                      token_url: str, now: float) -> float | None:
+    """When the restriction an answer announces ends (epoch s), or ``None`` if it announces none.
+
+    The one rule, used for every answer the package sees:
+
+    - from the token endpoint (its exact URL): 429 or 403 is a restriction, for
+      ``Retry-After`` or :data:`DEFAULT_RESTRICTION` seconds;
+    - from the API's origin (scheme, host, port): a 429 whose ``Retry-After`` is longer
+      than :data:`RESTRICTION_THRESHOLD` (a shorter one is a passing rate limit, retried);
+    - from anywhere else (storage, a ``next`` link on another host): never. Only
+      AxelGlobe's own origins can change what the client believes about AxelGlobe.
+
+    Example:
+        >>> api, tok = "https://api.example/stac", "https://auth.example/oauth/token"
+        >>> restriction_until(429, "https://api.example/stac/search", "120", api_url=api,
+        ...                   token_url=tok, now=0.0)
+        120.0
+        >>> restriction_until(429, "https://evil.example/search", "120", api_url=api,
+        ...                   token_url=tok, now=0.0) is None
+        True
+    """
+    if status == 429 or status == 403:
+        origin = url_origin(url)
+        if origin == url_origin(token_url) and url.split("?")[0] == token_url.split("?")[0]:
+            return parse_retry_after(retry_after, now=now)
+        if status == 429 and origin == url_origin(api_url):
+            until = parse_retry_after(retry_after, now=now, default=0.0)
+            if until - now > RESTRICTION_THRESHOLD:
+                return until
+    return None
 
 
 class AxelGlobeRetry(Retry):
     """urllib3 ``Retry`` that does not wait out a long ``Retry-After`` (a restriction).
 
-    Use it with ``raise_on_status=False``: the response is then handed back as it is.
+    Use it with ``raise_on_status=False``: the response is then handed back as it is, for
+    the caller to judge with :func:`restriction_until`.
     """
 
     def increment(  # type: ignore[override]
@@ -44,3 +134,127 @@ class AxelGlobeRetry(Retry):
             if wait is not None and wait > RESTRICTION_THRESHOLD:
                 raise MaxRetryError(_pool, url or "", ResponseError(f"Retry-After {wait:g}s"))
         return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+class _TokenRetry(Retry):
+    """urllib3 ``Retry`` that never retries a 429 (a restriction) and caps Retry-After."""
+
+    # urllib3 retries 413/429/503 carrying Retry-After even outside status_forcelist: a 429
+    # from the token endpoint means "restricted", and asking again only prolongs it.
+    RETRY_AFTER_STATUS_CODES = frozenset({503})
+
+    def get_retry_after(self, response: Any) -> float | None:
+        """The server's Retry-After, at most :data:`MAX_RETRY_WAIT` seconds."""
+        seconds = super().get_retry_after(response)
+        return None if seconds is None else min(seconds, MAX_RETRY_WAIT)
+
+
+def search_retry(backoff_factor: float = 0.25) -> Retry:
+    """API GETs (searches, collections, items): 429/5xx/connection errors, bounded.
+
+    Args:
+        backoff_factor: urllib3's: sleep ``backoff_factor * 2 ** (n - 1)`` s (at most 8 s)
+            before retry ``n``, unless the answer says ``Retry-After``.
+
+    Example:
+        >>> search_retry().total
+        10
+    """
+    return AxelGlobeRetry(
+        total=10,
+        connect=5,
+        read=5,
+        status=8,
+        backoff_factor=backoff_factor,
+        backoff_max=8,
+        status_forcelist=RETRY_STATUSES,
+        allowed_methods=frozenset({"GET", "HEAD", "OPTIONS"}),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+
+
+def token_retry() -> Retry:
+    """Token requests: 5xx and dropped connections, never 4xx.
+
+    429 and 403 are deliberately absent: they mean "restricted", and asking again only
+    prolongs the restriction.
+
+    Example:
+        >>> token_retry().allowed_methods
+        frozenset({'POST'})
+    """
+    return _TokenRetry(
+        total=4,
+        connect=4,
+        read=4,
+        status=4,
+        other=0,
+        backoff_factor=0.5,
+        backoff_max=10.0,
+        status_forcelist=(500, 502, 503, 504),
+        # POST is not retried by default; a token request is safe to repeat.
+        allowed_methods=frozenset({"POST"}),
+        raise_on_status=False,
+        respect_retry_after_header=True,
+    )
+
+
+def resolve_retry() -> Retry:
+    """The authorised GET of an asset href (a redirect is the answer, never followed).
+
+    Example:
+        >>> resolve_retry().redirect
+        False
+    """
+    return AxelGlobeRetry(
+        total=6,
+        connect=6,
+        read=6,
+        status=6,
+        redirect=False,
+        backoff_factor=0.25,
+        backoff_max=10.0,
+        status_forcelist=sorted(RETRY_STATUSES),
+        allowed_methods=frozenset({"GET"}),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+        raise_on_redirect=False,
+    )
+
+
+def download_retry() -> Retry:
+    """Each storage transfer: 5xx/429 and dropped connections, backoff honouring Retry-After.
+
+    Example:
+        >>> download_retry().total
+        8
+    """
+    return Retry(
+        total=8,
+        connect=8,
+        read=8,
+        status=8,
+        other=2,
+        redirect=False,
+        backoff_factor=0.25,
+        backoff_max=20.0,
+        status_forcelist=sorted(RETRY_STATUSES),
+        allowed_methods=frozenset({"GET"}),
+        respect_retry_after_header=True,
+    )
+
+
+__all__ = [
+    "DEFAULT_RESTRICTION",
+    "MAX_RESTRICTION",
+    "RESTRICTION_THRESHOLD",
+    "RETRY_STATUSES",
+    "AxelGlobeRetry",
+    "download_retry",
+    "parse_retry_after",
+    "resolve_retry",
+    "restriction_until",
+    "search_retry",
+    "token_retry",
+]

@@ -43,7 +43,8 @@ import requests.adapters
 import urllib3.exceptions
 from urllib3.util.retry import Retry
 
-from ._retry import RETRY_STATUSES, AxelGlobeRetry
+from ._redact import redact
+from ._retry import RETRY_STATUSES, download_retry, resolve_retry
 from .auth import default_auth
 from .errors import AssetError, ConfigurationError, DownloadError
 
@@ -71,88 +72,13 @@ TIMEOUT = (10.0, 60.0)
 MAX_FORBIDDEN = 3
 
 #: Retry policy of the resolving (API) session's adapter (a restriction is not slept through).
-RESOLVE_RETRY = AxelGlobeRetry(
-    total=6,
-    connect=6,
-    read=6,
-    status=6,
-    redirect=False,
-    backoff_factor=0.25,
-    backoff_max=10.0,
-    status_forcelist=sorted(RETRY_STATUSES),
-    allowed_methods=frozenset({"GET"}),
-    respect_retry_after_header=True,
-    raise_on_status=False,
-    raise_on_redirect=False,
-)
-
-#: Retry policy of each storage transfer: 5xx/429 and dropped connections, backoff that
-#: honours ``Retry-After``. The budget starts afresh after an attempt that made progress, so
-#: a long transfer over a flaky link keeps resuming while a dead one stops quickly.
-DOWNLOAD_RETRY = Retry(
-    total=8,
-    connect=8,
-    read=8,
-    status=8,
-    other=2,
-    redirect=False,
-    backoff_factor=0.25,
-    backoff_max=20.0,
-    status_forcelist=sorted(RETRY_STATUSES),
-    allowed_methods=frozenset({"GET"}),
-    respect_retry_after_header=True,
-)
+RESOLVE_RETRY = resolve_retry()
+#: Retry policy of each storage transfer. The budget starts afresh after an attempt that made
+#: progress, so a long transfer over a flaky link keeps resuming while a dead one stops quickly.
+DOWNLOAD_RETRY = download_retry()
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-_SECRET_QUERY = re.compile(
-    r"(X-Amz-(?:Signature|Credential|Security-Token)=)[^&\s'\"]+", re.IGNORECASE
-)
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
-
-
-def _redact(text: str) -> str:
-    """``text`` with presigned-URL credentials (signature, credential, token) masked."""
-    return _SECRET_QUERY.sub(r"\1REDACTED", text)
-
-
-class _RedactFilter(logging.Filter):
-    """Mask presigned-URL credentials in the log records of the libraries that send them.
-
-    urllib3 logs every request line (``"GET /bucket/f.tif?X-Amz-Signature=… HTTP/1.1"``) and
-    rasterio the name of every dataset it opens (the presigned URL) at DEBUG level: a user
-    who turns DEBUG logging on must not find working credentials in the output.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken record is the logging module's to report
-            return True
-        redacted = _redact(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        return True
-
-
-#: Loggers that may print presigned URLs (theirs, not ours: a filter on each).
-REDACTED_LOGGERS = (
-    "urllib3.connectionpool",
-    "urllib3.util.retry",
-    "rasterio._base",
-    "rasterio._env",
-    "rasterio._io",
-    "rasterio.env",
-    "odc.loader._rio",
-)
-_REDACT_FILTER = _RedactFilter()
-
-
-def install_log_redaction() -> None:
-    """Put the credential-masking filter on every logger in :data:`REDACTED_LOGGERS` (once)."""
-    for name in REDACTED_LOGGERS:
-        logger = logging.getLogger(name)
-        if _REDACT_FILTER not in logger.filters:
-            logger.addFilter(_REDACT_FILTER)
 
 
 def _display(url: str) -> str:
@@ -160,8 +86,6 @@ def _display(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.scheme else parts.path
 
-
-install_log_redaction()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -409,7 +333,7 @@ def _request_redirect(href: str, auth: AxelGlobeAuth) -> _Cached:
                                    **session.env_for(href))
         except requests.RequestException as err:
             raise AssetError(
-                f"could not resolve {href}: {_redact(str(err))}; the API could not be reached "
+                f"could not resolve {href}: {redact(str(err))}; the API could not be reached "
                 "after retries, check the network and try again"
             ) from err
         with response:
@@ -469,7 +393,7 @@ def _describe(body: bytes) -> str:
         text = json.loads(body).get("description")
     except (ValueError, AttributeError):
         return ""
-    return f" ({_redact(str(text))[:200]})" if text else ""
+    return f" ({redact(str(text))[:200]})" if text else ""
 
 
 def _hint(status: int) -> str:
@@ -736,7 +660,7 @@ def download(
             for future, task in futures.items():
                 err = future.exception()
                 if err is not None:
-                    failures[task.name] = _redact(str(err)) or type(err).__name__
+                    failures[task.name] = redact(str(err)) or type(err).__name__
         except BaseException:
             # Ctrl-C (or any error here): stop the transfers at their next chunk instead of
             # waiting for every file to finish; their .part files stay for the next run.
@@ -977,7 +901,7 @@ def _increment(
     if error is not None and not isinstance(error, urllib3.exceptions.HTTPError):
         # requests wraps urllib3's errors; the policy wants urllib3's kinds: a refused or
         # timed-out connect is a connect error, a dropped or stalled transfer a read error.
-        message = _redact(str(error))
+        message = redact(str(error))
         if isinstance(error, requests.ConnectTimeout) or _connect_phase(error):
             error = urllib3.exceptions.ConnectTimeoutError(message)
         else:
@@ -989,7 +913,7 @@ def _increment(
         reason = err.reason if err.reason is not None else error
         status = f"HTTP {response.status_code}" if response is not None else str(reason)
         raise AssetError(
-            f"gave up after {len(retry.history) + 1} attempts: {_redact(status)}"
+            f"gave up after {len(retry.history) + 1} attempts: {redact(status)}"
         ) from None
     if cancel is None:
         new.sleep(raw)

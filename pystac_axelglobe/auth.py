@@ -12,44 +12,22 @@ from __future__ import annotations
 import os
 import time
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import requests
 from requests.auth import AuthBase
 from requests.cookies import extract_cookies_to_jar
 from requests.utils import rewind_body
 
+from . import _redact
+from ._redact import BearerHeader
+from ._retry import restriction_until
 from .errors import ConfigurationError
-from .settings import ENV_CLIENT_SECRET, Settings, receiving_cache_dir
-from .tokens import RESTRICTION_THRESHOLD, TokenProvider, parse_retry_after
+from .settings import ENV_CLIENT_SECRET, Settings, receiving_cache_dir, url_origin
+from .tokens import TokenProvider
 
 _R = TypeVar("_R", requests.PreparedRequest, requests.Request)
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 # Marks a request that this auth already re-sent after a 401 (never twice).
 _RETRIED = "_axelglobe_retried"
-
-
-class _BearerHeader(str):
-    """An ``Authorization`` value whose repr hides the token.
-
-    pystac-client (and others) log ``prepared.headers`` at DEBUG; a dict's repr uses its
-    values' reprs, so the token stays out of those lines while the bytes sent are unchanged.
-    """
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "'Bearer <redacted>'"
-
-
-def _origin(url: str) -> tuple[str, str, int]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    return scheme, (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme, 0)
 
 
 class AxelGlobeAuth(AuthBase):
@@ -123,18 +101,16 @@ class AxelGlobeAuth(AuthBase):
     def _setup(self, settings: Settings, provider: TokenProvider) -> None:
         self.settings = settings
         self.provider = provider
-        self._api_origin = _origin(settings.api_url)
-        parts = urlsplit(settings.api_url)
-        # Fast path of is_api_url: an exact "scheme://netloc/" prefix is the same origin.
-        self._api_prefix = f"{parts.scheme}://{parts.netloc}/"
+        _redact.install()  # every path that sends (open, resolve, download, load) has an auth
+        self._api_origin = url_origin(settings.api_url)
         self._hook = self.handle_response  # one bound method, compared on every request
-        self._last: tuple[str, _BearerHeader] = ("", _BearerHeader(""))
+        self._last: tuple[str, BearerHeader] = ("", BearerHeader(""))
 
-    def _header(self, access_token: str) -> _BearerHeader:
+    def _header(self, access_token: str) -> BearerHeader:
         # One header object per token, not one per request.
         last = self._last
         if last[0] != access_token:
-            last = self._last = (access_token, _BearerHeader(f"Bearer {access_token}"))
+            last = self._last = (access_token, BearerHeader(f"Bearer {access_token}"))
         return last[1]
 
     # -- requests' AuthBase -------------------------------------------------------------
@@ -161,7 +137,7 @@ class AxelGlobeAuth(AuthBase):
             >>> auth.is_api_url("http://127.0.0.1:8000/x"), auth.is_api_url("http://127.0.0.2:8000/x")
             (True, False)
         """
-        return url.startswith(self._api_prefix) or _origin(url) == self._api_origin
+        return url_origin(url) == self._api_origin
 
     def headers(self) -> dict[str, str]:
         """The header to add by hand, e.g. for GDAL or another HTTP library.
@@ -175,14 +151,15 @@ class AxelGlobeAuth(AuthBase):
     def handle_response(self, r: requests.Response, **kwargs: Any) -> requests.Response:
         """Response hook on API requests: a 401 refreshes, a restriction is remembered.
 
-        A 429 whose ``Retry-After`` exceeds ``RESTRICTION_THRESHOLD`` seconds is AxelGlobe's
-        restriction, not a passing rate limit: it is recorded in the token cache, so that
-        this and every other process sends nothing more until it ends.
+        An answer that :func:`~pystac_axelglobe._retry.restriction_until` calls a restriction
+        is recorded in the token cache, so that this and every other process sends nothing
+        more until it ends.
         """
         if r.status_code == 429:
-            now = time.time()
-            until = parse_retry_after(r.headers.get("Retry-After"), now=now, default=0.0)
-            if until - now > RESTRICTION_THRESHOLD:
+            until = restriction_until(429, r.url or "", r.headers.get("Retry-After"),
+                                      api_url=self.settings.api_url,
+                                      token_url=self.settings.token_url, now=time.time())
+            if until is not None:
                 self.provider.record_restriction(until, status=429)
             return r
         return self.handle_401(r, **kwargs)

@@ -45,9 +45,10 @@ from pystac_client.stac_api_io import StacApiIO, Timeout
 from urllib3.exceptions import MaxRetryError, ProtocolError
 from urllib3.util.retry import Retry
 
-from ._retry import RETRY_STATUSES, AxelGlobeRetry
+from ._redact import redact_headers
+from ._retry import AxelGlobeRetry, restriction_until, search_retry
 from ._time import parse_rfc3339
-from .errors import AxelGlobeError, ConfigurationError, InvalidQueryError, RestrictedError
+from .errors import AxelGlobeError, ConfigurationError, InvalidQueryError
 from .extension import ensure_extension_hooks, normalize_item
 from .filters import _check_lonlat, format_number, to_shapely, validate_filter
 from .filters import intersects as _intersects_clause
@@ -98,29 +99,8 @@ def _complete_conformance(d: dict[str, Any]) -> None:
 # --- retries ---------------------------------------------------------------------------
 
 
-def default_retry(backoff_factor: float = 0.25) -> Retry:
-    """The retry policy of :func:`open`: 429/5xx/connection errors, ``Retry-After`` honoured.
-
-    Args:
-        backoff_factor: urllib3's: sleep ``backoff_factor * 2 ** (n - 1)`` s (at most 8 s)
-            before retry ``n``, unless the answer says ``Retry-After``.
-
-    Example:
-        >>> 503 in default_retry().status_forcelist
-        True
-    """
-    return AxelGlobeRetry(
-        total=10,
-        connect=5,
-        read=5,
-        status=8,
-        backoff_factor=backoff_factor,
-        backoff_max=8,
-        status_forcelist=RETRY_STATUSES,
-        allowed_methods=frozenset({"GET", "HEAD", "OPTIONS"}),
-        respect_retry_after_header=True,
-        raise_on_status=False,
-    )
+#: The retry policy of :func:`open` (kept under its earlier name).
+default_retry = search_retry
 
 
 # --- the search dialect ----------------------------------------------------------------
@@ -326,13 +306,6 @@ def _is_search(url: str) -> bool:
     return urlsplit(url).path.rstrip("/").endswith("/search")
 
 
-def _redact(headers: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        key: ("<redacted>" if key.lower() in ("authorization", "cookie") else value)
-        for key, value in headers.items()
-    }
-
-
 # --- the I/O -----------------------------------------------------------------------------
 
 
@@ -406,7 +379,7 @@ class AxelGlobeStacApiIO(StacApiIO):
                 prepped = self.session.prepare_request(request)
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug("%s %s Headers: %s", prepped.method, prepped.url,
-                                 _redact(prepped.headers))
+                                 redact_headers(prepped.headers))
                 settings = self.session.merge_environment_settings(
                     prepped.url, proxies={}, stream=None, verify=True, cert=None
                 )
@@ -428,19 +401,23 @@ class AxelGlobeStacApiIO(StacApiIO):
             except requests.RequestException as err:
                 raise APIError(f"{method} {href}: {err}") from err
         if resp.status_code == 429:
-            wait = self.retry.get_retry_after(resp.raw) if resp.raw is not None else None
-            provider = getattr(self.session.auth, "provider", None)
-            if provider is not None:  # remembered for every thread and process
-                raise provider.record_restriction(time.time() + (wait or 60), status=429)
-            until = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=wait or 60)
-            raise RestrictedError(
-                f"AxelGlobe answered 429 (too many requests / restricted) for {href}; wait "
-                f"until {until.isoformat(timespec='seconds')} before calling the API again",
-                until=until,
-            )
+            self._raise_if_restricted(resp, href)
         if not 200 <= resp.status_code < 300:
             raise APIError.from_response(resp)
         return resp.content.decode("utf-8")
+
+    def _raise_if_restricted(self, resp: requests.Response, href: str) -> None:
+        # Only AxelGlobe's own origins can restrict this client (_retry.restriction_until);
+        # a 429 from anywhere else is that host's problem, reported as an APIError.
+        auth = self.session.auth
+        settings = getattr(auth, "settings", None)
+        if settings is None:
+            return
+        until = restriction_until(429, resp.url or href, resp.headers.get("Retry-After"),
+                                  api_url=settings.api_url, token_url=settings.token_url,
+                                  now=time.time())
+        if until is not None:  # remembered for every thread and process
+            raise auth.provider.record_restriction(until, status=429)  # type: ignore[union-attr]
 
     def get_pages(
         self,

@@ -44,7 +44,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -60,7 +59,8 @@ from odc.loader import RioDriver, RioReader
 from odc.loader._rio import rio_read
 from odc.stac._mdtools import StacAuxReader, StacMDParser
 
-from . import assets as _assets  # also masks presigned URLs in library logs
+from . import assets as _assets
+from ._redact import redact
 from .auth import default_auth
 from .errors import AssetError, ConfigurationError
 from .extension import CAPTURE_ID_PROP, GRUS1_BANDS
@@ -202,19 +202,11 @@ class Grus1Parser(StacMDParser):
 # --------------------------------------------------------------------------- reading
 
 
-class _RedactSignedURLs(logging.Filter):
-    """Keep presigned URLs out of odc-loader's log lines; drop its errors for our retries."""
-
-    _signed = re.compile(r"(https?://[^\s'\"?]+)\?[^\s'\"]*")
+class _DropReadErrors(logging.Filter):
+    """Drop odc-loader's error lines for reads our reader retries (it reports its own)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(_state, "in_read", False) and record.levelno >= logging.ERROR:
-            # our reader retries once and then raises its own, redacted, error
-            return False
-        if record.args:
-            args = record.args if isinstance(record.args, tuple) else (record.args,)
-            record.args = tuple(_redact(a) if isinstance(a, str) else a for a in args)
-        return True
+        return not (getattr(_state, "in_read", False) and record.levelno >= logging.ERROR)
 
 
 _state = threading.local()
@@ -226,13 +218,8 @@ def _install_log_filter() -> None:
     global _filter_installed
     with _filter_lock:
         if not _filter_installed:
-            logging.getLogger("odc.loader._rio").addFilter(_RedactSignedURLs())
+            logging.getLogger("odc.loader._rio").addFilter(_DropReadErrors())
             _filter_installed = True
-
-
-def _redact(text: str) -> str:
-    """``text`` with the query string (the signature) cut from every URL in it."""
-    return _RedactSignedURLs._signed.sub(r"\1?<signature removed>", text)
 
 
 @contextmanager
@@ -398,7 +385,7 @@ class AxelGlobeDriver(RioDriver):
                                     selection=selection)
             except rasterio.errors.RasterioError as err:
                 # expired, refused (403) or dropped: forget this URL and get a fresh one
-                error = _redact(str(err))
+                error = redact(str(err))
                 _assets.invalidate(href)
                 log.debug("read of %s failed (attempt %d): %s", href, attempt, error)
         if cfg.fail_on_error:

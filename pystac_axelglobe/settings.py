@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,6 +29,8 @@ ENV_AUDIENCE = "AXELGLOBE_AUDIENCE"
 ENV_CACHE_DIR = "AXELGLOBE_CACHE_DIR"
 
 #: Every environment variable this package reads.
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
 ENV_VARS = (ENV_CLIENT_ID, ENV_CLIENT_SECRET, ENV_API_URL, ENV_TOKEN_URL, ENV_AUDIENCE,
             ENV_CACHE_DIR)
 
@@ -59,12 +62,36 @@ def receiving_cache_dir(sent: str | os.PathLike[str]) -> Path:
 def is_loopback(url: str) -> bool:
     """Whether ``url`` points at this machine (where plain HTTP is acceptable).
 
+    Decided by parsing the host as an IP address (``127.0.0.0/8``, ``::1``) or the exact
+    name ``localhost``, never by a prefix: ``127.evil.example`` is a name anyone can own.
+
     Example:
-        >>> is_loopback("http://127.0.0.2:8000/x"), is_loopback("http://example.com")
+        >>> is_loopback("http://127.0.0.2:8000/x"), is_loopback("http://127.evil.example")
         (True, False)
     """
-    host = (urlsplit(url).hostname or "").lower()
-    return host == "localhost" or host.startswith("127.") or host == "::1"
+    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def url_origin(url: str) -> tuple[str, str, int]:
+    """The (scheme, host, port) of ``url``, as a browser or requests compares origins.
+
+    Example:
+        >>> url_origin("HTTPS://API.example/stac") == url_origin("https://api.example:443/x")
+        True
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme, 0)
 
 
 @dataclasses.dataclass(frozen=True)

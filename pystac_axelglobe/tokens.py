@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import email.utils
 import hashlib
 import json
 import logging
@@ -44,6 +43,13 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from ._retry import (
+    MAX_RESTRICTION,
+    RESTRICTION_THRESHOLD,
+    parse_retry_after,
+    restriction_until,
+    token_retry,
+)
 from .errors import APIRequestError, AuthenticationError, ConfigurationError, RestrictedError
 from .settings import ENV_CACHE_DIR, ENV_CLIENT_SECRET, Settings
 
@@ -53,13 +59,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_REFRESH_MARGIN = 300.0
 #: ... or this fraction of its lifetime, whichever is smaller (so 4 s tokens work too).
 DEFAULT_REFRESH_FRACTION = 0.25
-#: How long to back off after a 429/403 from the token endpoint without ``Retry-After``.
-DEFAULT_RESTRICTION = 60.0
-#: A Retry-After longer than this (a week) is taken as garbage, not as a restriction.
-MAX_RESTRICTION = 7 * 86400.0
-#: A 429 whose Retry-After is longer than this (seconds) is a restriction of the client,
-#: not a passing rate limit: it is not waited out but recorded and reported.
-RESTRICTION_THRESHOLD = 30.0
 #: A cached token said to live longer than this (a year) is taken as garbage.
 MAX_TOKEN_LIFETIME = 366 * 86400.0
 #: How long to wait for another thread or process that is fetching the token.
@@ -69,46 +68,6 @@ DEFAULT_TIMEOUT = (10.0, 30.0)
 #: After a failed proactive refresh, keep using the still-valid token this long before retrying.
 _REFRESH_HOLD = 5.0
 _CACHE_VERSION = 1
-
-
-class _TokenRetry(Retry):
-    """urllib3 ``Retry`` that never retries a 429 (a restriction) and caps Retry-After."""
-
-    # urllib3 retries 413/429/503 carrying Retry-After even outside status_forcelist: a 429
-    # from the token endpoint means "restricted", and asking again only prolongs it.
-    RETRY_AFTER_STATUS_CODES = frozenset({503})
-    MAX_RETRY_AFTER = 30.0
-
-    def get_retry_after(self, response: Any) -> float | None:
-        """The server's Retry-After, at most :attr:`MAX_RETRY_AFTER` seconds."""
-        seconds = super().get_retry_after(response)
-        return None if seconds is None else min(seconds, self.MAX_RETRY_AFTER)
-
-
-def default_retry() -> Retry:
-    """The retry policy of token requests: 5xx and dropped connections, never 4xx.
-
-    429 and 403 are deliberately absent: they mean "restricted", and asking again only
-    prolongs the restriction.
-
-    Example:
-        >>> default_retry().allowed_methods
-        frozenset({'POST'})
-    """
-    return _TokenRetry(
-        total=4,
-        connect=4,
-        read=4,
-        status=4,
-        other=0,
-        backoff_factor=0.5,
-        backoff_max=10.0,
-        status_forcelist=(500, 502, 503, 504),
-        # POST is not retried by default; a token request is safe to repeat.
-        allowed_methods=frozenset({"POST"}),
-        raise_on_status=False,
-        respect_retry_after_header=True,
-    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,39 +124,6 @@ def _secret_key(secret: str | None) -> str:
     return hashlib.sha256(secret.encode()).hexdigest() if secret else ""
 
 
-def parse_retry_after(value: str | None, *, now: float, default: float = DEFAULT_RESTRICTION
-                      ) -> float:
-    """The epoch time a ``Retry-After`` header (seconds or an HTTP date) points at.
-
-    Example:
-        >>> parse_retry_after("30", now=1000.0)
-        1030.0
-        >>> parse_retry_after("Thu, 01 Jan 1970 00:20:00 GMT", now=1000.0)
-        1200.0
-        >>> parse_retry_after(None, now=1000.0)
-        1060.0
-    """
-    if value:
-        value = value.strip()
-        try:
-            seconds = float(value)
-        except ValueError:
-            pass
-        else:  # "nan", "inf" or absurd values: the default, not an overflow
-            if math.isfinite(seconds) and seconds <= MAX_RESTRICTION:
-                return now + max(0.0, seconds)
-            return now + default
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            when = None
-        if when is not None:
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=dt.timezone.utc)
-            return min(max(now, when.timestamp()), now + MAX_RESTRICTION)
-    return now + default
-
-
 def _iso(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -216,7 +142,7 @@ class TokenProvider:
             ``min(300, lifetime / 4)``, so day-long tokens refresh 5 minutes early and
             4-second tokens 1 second early.
         clock: Epoch-seconds clock (tests pass a fake one).
-        retry: Retry policy of token requests (default: :func:`default_retry`).
+        retry: Retry policy of token requests (default: ``_retry.token_retry()``).
 
     Example:
         >>> provider = TokenProvider(Settings.from_env(client_id="me", client_secret="s"))
@@ -240,7 +166,7 @@ class TokenProvider:
         self.client_id: str = self.settings.client_id or ""
         self._margin = refresh_margin
         self._clock = clock
-        self._retry = retry if retry is not None else default_retry()
+        self._retry = retry if retry is not None else token_retry()
         key = "\n".join((self.settings.token_url, self.client_id, self.settings.audience))
         digest = hashlib.sha256(key.encode()).hexdigest()[:32]
         #: The folder of token cache files (created 0700).
@@ -564,8 +490,10 @@ class TokenProvider:
                             self.client_id, settings.token_url, reason,
                             _iso(token.expires_at))
                 return token
-            if status in (429, 403):
-                until = parse_retry_after(resp.headers.get("Retry-After"), now=self._clock())
+            until = restriction_until(status, settings.token_url,
+                                      resp.headers.get("Retry-After"), api_url=settings.api_url,
+                                      token_url=settings.token_url, now=self._clock())
+            if until is not None:
                 self._restricted_until = max(self._restricted_until, until)
                 logger.warning("client %r is restricted by AxelGlobe until %s (HTTP %d)",
                                self.client_id, _iso(until), status)
@@ -732,5 +660,8 @@ def _make_private_dir(path: Path) -> None:
         path.chmod(0o700)
 
 
-__all__ = ["DEFAULT_REFRESH_MARGIN", "Token", "TokenProvider", "default_retry",
-           "parse_retry_after"]
+# Re-exported for callers of the earlier layout (the policy now lives in _retry).
+default_retry = token_retry
+
+__all__ = ["DEFAULT_REFRESH_MARGIN", "RESTRICTION_THRESHOLD", "Token", "TokenProvider",
+           "default_retry", "parse_retry_after"]
