@@ -18,10 +18,12 @@ Example:
 from __future__ import annotations
 
 import json
+import posixpath
 import threading
 from collections.abc import Iterable
 from importlib import resources
-from typing import Any, Generic, Literal, NamedTuple, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar, cast
+from urllib.parse import urlsplit
 
 import pystac
 from pystac.extensions.base import (
@@ -30,6 +32,11 @@ from pystac.extensions.base import (
     SummariesExtension,
 )
 from pystac.extensions.hooks import ExtensionHooks
+
+from .settings import DEFAULT_API_URL
+
+if TYPE_CHECKING:
+    from pystac.serialization.identify import STACJSONDescription, STACVersionID
 
 T = TypeVar("T", pystac.Item, pystac.Asset)
 
@@ -142,8 +149,67 @@ def schema() -> dict[str, Any]:
         >>> schema()["$id"] == SCHEMA_URI
         True
     """
-    path = resources.files("pystac_axelglobe").joinpath(*SCHEMA_RESOURCE)
+    return _read_schema(SCHEMA_RESOURCE)
+
+
+def _read_schema(parts: tuple[str, ...]) -> dict[str, Any]:
+    path = resources.files("pystac_axelglobe").joinpath(*parts)
     return cast(dict[str, Any], json.loads(path.read_text(encoding="utf-8")))
+
+
+#: The schemas shipped as package data, by the URI ``validate()`` asks for: ours, and the
+#: stac-extensions schemas of what normalised items declare (unmodified Apache-2.0 copies;
+#: ``schemas/README.md``). eo is v1.1.0 because pystac migrates the served v1.0.0 on read.
+BUNDLED_SCHEMAS: dict[str, tuple[str, ...]] = {
+    SCHEMA_URI: SCHEMA_RESOURCE,
+    **{
+        f"https://stac-extensions.github.io/{name}/{version}/schema.json": (
+            "schemas", "stac-extensions", name, version, "schema.json")
+        for name, version in (("eo", "v1.1.0"), ("view", "v1.0.0"), ("sat", "v1.0.0"))
+    },
+}
+
+
+def register_schemas(validator: Any = None) -> bool:
+    """Give pystac's validator the shipped schemas, so ``item.validate()`` fetches none.
+
+    pystac's :class:`~pystac.validation.stac_validator.JsonSchemaSTACValidator` fetches
+    every extension schema it has not got in its ``schema_cache`` (keyed by URI) over
+    HTTP, unauthenticated, each process anew; ours is not even published. This fills the
+    cache with :data:`BUNDLED_SCHEMAS` (the STAC core schemas come with pystac), so
+    validating a normalised item needs no network. Entries already there are kept.
+
+    It runs when this module loads (which pystac's entry-point discovery does as soon as it
+    parses an item), for the process-wide validator. Call it yourself for a validator you
+    make later: ``pystac.validation.set_validator(v); register_schemas(v)``.
+
+    Args:
+        validator: the validator to fill; default: pystac's registered one.
+
+    Returns:
+        Whether the validator has a schema cache to fill (a custom validator may not).
+
+    Example:
+        >>> from pystac.validation import RegisteredValidator
+        >>> register_schemas()
+        True
+        >>> SCHEMA_URI in RegisteredValidator.get_validator().schema_cache
+        True
+    """
+    if validator is None:
+        from pystac.validation import RegisteredValidator
+
+        try:
+            validator = RegisteredValidator.get_validator()
+        except Exception:  # pystac without jsonschema cannot validate at all
+            return False
+    cache = getattr(validator, "schema_cache", None)
+    if not isinstance(cache, dict):
+        return False
+    for uri, parts in BUNDLED_SCHEMAS.items():
+        if uri not in cache:
+            cache[uri] = _read_schema(parts)
+    return True
 
 
 class AxelGlobeExtension(
@@ -283,6 +349,19 @@ class AxelGlobeExtensionHooks(ExtensionHooks):
     prev_extension_ids: set[str] = {"ag"}
     stac_object_types: set[pystac.STACObjectType] = {pystac.STACObjectType.ITEM}
 
+    def migrate(
+        self, obj: dict[str, Any], version: STACVersionID, info: STACJSONDescription
+    ) -> None:
+        """Also drop a ``root`` link to the AxelGlobe API as pystac reads an item.
+
+        pystac calls this for every item it parses, so an item collection saved from a
+        search and read back (``ItemCollection.from_file``) loses the root link that would
+        make ``to_dict()`` and ``validate()`` ask the API, without a token, for the root.
+        See :func:`normalize_item`.
+        """
+        super().migrate(obj, version, info)
+        _drop_api_root_links(obj)
+
 
 AXELGLOBE_EXTENSION_HOOKS: ExtensionHooks = AxelGlobeExtensionHooks()
 
@@ -339,13 +418,87 @@ def _normalize_bands(bands: Any) -> None:
                 band["solar_illumination"] = si * _ITEM_UNIT_FACTOR
 
 
-def _declare_ag(extensions: Any, properties: dict[str, Any]) -> Any:
-    if any(key.startswith(PREFIX) for key in properties):
-        if not isinstance(extensions, list):
-            extensions = []
-        if SCHEMA_URI not in extensions:
-            extensions.append(SCHEMA_URI)
+def _declare_ag(extensions: Any) -> Any:
+    # Every AxelGlobe item declares ag, with or without ag:capture_id (optional in the
+    # schema): AxelGlobeExtension.ext(item).capture_id is then None on items that have
+    # none, instead of raising on some items of a search and not on others.
+    if not isinstance(extensions, list):
+        extensions = []
+    if SCHEMA_URI not in extensions:
+        extensions.append(SCHEMA_URI)
     return extensions
+
+
+# --- asset media types and roles: what stackstac & co. select assets by ------------------
+
+#: Media types by file suffix. The GeoTIFFs are cloud-optimised (tiled, with overviews,
+#: GDAL's COG layout) in the emulator's archive; the guide does not say so of AxelGlobe's,
+#: but every GeoTIFF reader reads a COG-typed plain GeoTIFF all the same.
+_MEDIA_TYPES: dict[str, str] = {
+    ".tif": pystac.MediaType.COG,
+    ".tiff": pystac.MediaType.COG,
+    ".jpg": pystac.MediaType.JPEG,
+    ".jpeg": pystac.MediaType.JPEG,
+    ".json": pystac.MediaType.JSON,
+}
+
+#: Roles as the guide's example item gives them, by asset key.
+_ROLES: dict[str, str] = {
+    "thumbnail": "thumbnail",
+    "msi_udm_metadata": "metadata",
+    **{key: "data" for key in ("tci", *BAND_ASSET_KEYS, "msi_udm")},
+}
+
+#: Roles of assets with other keys, by media type.
+_ROLES_BY_TYPE: dict[str, str] = {pystac.MediaType.COG: "data", pystac.MediaType.JSON: "metadata"}
+
+
+def _asset_defaults(key: str, href: Any) -> tuple[str | None, str | None]:
+    """The media type (by the file's suffix) and the role (by key) an asset should have."""
+    path = urlsplit(href).path if isinstance(href, str) else ""
+    media_type = _MEDIA_TYPES.get(posixpath.splitext(path)[1].lower())
+    role = _ROLES.get(key) or _ROLES_BY_TYPE.get(media_type or "")
+    return media_type, role
+
+
+def _complete_asset_dict(key: str, asset: dict[str, Any]) -> None:
+    media_type, role = _asset_defaults(key, asset.get("href"))
+    if media_type and not asset.get("type"):  # never overwrite a type the server gave
+        asset["type"] = media_type
+    if role and not asset.get("roles"):
+        asset["roles"] = [role]
+
+
+def _complete_asset(key: str, asset: pystac.Asset) -> None:
+    media_type, role = _asset_defaults(key, asset.href)
+    if media_type and not asset.media_type:
+        asset.media_type = media_type
+    if role and not asset.roles:
+        asset.roles = [role]
+
+
+# --- links that would send a re-read item to the API without a token --------------------
+
+_API_ROOT_PATH = urlsplit(DEFAULT_API_URL).path  # /stac/v1/catalogs/axelglobe
+
+
+def _is_api_root(rel: Any, href: Any) -> bool:
+    if rel != "root" or not isinstance(href, str):
+        return False
+    parts = urlsplit(href)
+    return parts.scheme in ("http", "https") and parts.path.rstrip("/") == _API_ROOT_PATH
+
+
+def _drop_api_root_links(item: dict[str, Any]) -> None:
+    links = item.get("links")
+    if isinstance(links, list) and any(
+        isinstance(ln, dict) and _is_api_root(ln.get("rel"), ln.get("href")) for ln in links
+    ):
+        item["links"] = [
+            ln
+            for ln in links
+            if not (isinstance(ln, dict) and _is_api_root(ln.get("rel"), ln.get("href")))
+        ]
 
 
 def _normalize_item_dict(item: dict[str, Any]) -> None:
@@ -356,12 +509,14 @@ def _normalize_item_dict(item: dict[str, Any]) -> None:
     properties = item.get("properties")
     if isinstance(properties, dict):
         _normalize_bands(properties.get("eo:bands"))
-        item["stac_extensions"] = _declare_ag(item.get("stac_extensions"), properties)
+    item["stac_extensions"] = _declare_ag(item.get("stac_extensions"))
     assets = item.get("assets")
     if isinstance(assets, dict):
-        for asset in assets.values():
+        for key, asset in assets.items():
             if isinstance(asset, dict):
                 _normalize_bands(asset.get("eo:bands"))
+                _complete_asset_dict(key, asset)
+    _drop_api_root_links(item)
 
 
 def _normalize_collection_dict(collection: dict[str, Any]) -> None:
@@ -379,9 +534,17 @@ def _normalize_item_object(item: pystac.Item) -> None:
     if isinstance(item.geometry, dict):
         item.geometry.pop("crs", None)
     _normalize_bands(item.properties.get("eo:bands"))
-    for asset in item.assets.values():
+    for key, asset in item.assets.items():
         _normalize_bands(asset.extra_fields.get("eo:bands"))
-    _declare_ag(item.stac_extensions, item.properties)
+        _complete_asset(key, asset)
+    _declare_ag(item.stac_extensions)
+    # An unresolved root link to the API (a resolved one is the authenticated client: kept).
+    item.links = [
+        link
+        for link in item.links
+        # get_href(transform_href=False): the default transform resolves the root itself
+        if link.is_resolved() or not _is_api_root(link.rel, link.get_href(transform_href=False))
+    ]
 
 
 def normalize_item(obj: Any) -> None:
@@ -396,8 +559,21 @@ def normalize_item(obj: Any) -> None:
       1000× smaller (1.604 for band0 where the collection says 1604.11) and are multiplied
       by 1000. Values already in W/m²/µm are left alone, so normalising twice is harmless;
     - drops the non-GeoJSON ``crs`` member of the geometry;
-    - declares the ``ag`` extension (:data:`SCHEMA_URI`) on items that carry ``ag:``
-      properties, so :meth:`AxelGlobeExtension.ext` works on them.
+    - declares the ``ag`` extension (:data:`SCHEMA_URI`) on every item, so
+      :meth:`AxelGlobeExtension.ext` works on all of them (``capture_id`` is None on an
+      item without ``ag:capture_id``; nothing is invented);
+    - gives assets without a ``type`` their media type by file suffix (the GeoTIFFs
+      ``image/tiff; application=geotiff; profile=cloud-optimized``, the thumbnail
+      ``image/jpeg``, the mask metadata ``application/json``) and assets without
+      ``roles`` the guide's (``data``, ``thumbnail``, ``metadata``), so stackstac and other
+      generic tools find the rasters by default. A type or roles the server gave are kept;
+    - drops a ``rel=root`` link whose href is the AxelGlobe API root (path
+      ``/stac/v1/catalogs/axelglobe``): pystac resolves an item's root on ``to_dict()``
+      and ``validate()``, so a saved item carrying one would ask the API, without a token,
+      when read back. (pystac-client adds its client as the root after this modifier runs;
+      that link is saved as the API's URL and dropped when pystac reads the file back, by
+      :meth:`AxelGlobeExtensionHooks.migrate`.) ``collection``, ``parent`` and ``self``
+      stay: pystac follows them only when asked (``get_collection()``).
 
     Returns None (it works in place), as pystac-client expects of a modifier. It first
     makes sure pystac's extension hooks are loaded (:func:`ensure_extension_hooks`), since
@@ -411,6 +587,10 @@ def normalize_item(obj: Any) -> None:
         >>> d["properties"]["eo:bands"][0], "crs" in d["geometry"], d["stac_extensions"]
         ({'name': 'band0', 'solar_illumination': 1600.0, 'center_wavelength': 0.673}, \
 False, ['https://pystac-axelglobe.github.io/extensions/ag/v1.0.0/schema.json'])
+        >>> a = {"assets": {"band3": {"href": "https://x.invalid/i_band3.tif"}}}
+        >>> normalize_item({"type": "Feature", **a}); a["assets"]["band3"]
+        {'href': 'https://x.invalid/i_band3.tif', 'type': \
+'image/tiff; application=geotiff; profile=cloud-optimized', 'roles': ['data']}
     """
     ensure_extension_hooks()
     if isinstance(obj, pystac.Item):
@@ -451,10 +631,16 @@ __all__ = [
     "SCHEMA_URI",
     "AxelGlobeExtension",
     "AxelGlobeExtensionHooks",
+    "BUNDLED_SCHEMAS",
     "Band",
     "band_by_common_name",
     "band_by_name",
     "ensure_extension_hooks",
     "normalize_item",
+    "register_schemas",
     "schema",
 ]
+
+# pystac's entry-point discovery imports this module as it parses its first item: the
+# schemas are in the process-wide validator before anything can be validated.
+register_schemas()

@@ -131,6 +131,32 @@ def test_hooks_are_registered_through_the_entry_point() -> None:
     assert pystac.EXTENSION_HOOKS.hooks[SCHEMA_URI] is extension.AXELGLOBE_EXTENSION_HOOKS
 
 
+def test_items_without_capture_id_read_none_and_never_get_one(emulator: Emulator) -> None:
+    # As the guide's example item: no ag:capture_id in the properties (issue 11.8).
+    assert emulator.archive is not None
+    served = emulator.archive.items(emulator.api_url)[:3]
+    for d in served:
+        del d["properties"][CAPTURE_ID_PROP]
+    raw = pystac.Item.from_dict(copy.deepcopy(served[0]))  # not normalised: nothing declared
+    assert not AxelGlobeExtension.has_extension(raw)
+    with pytest.raises(pystac.ExtensionNotImplemented, match="ag"):
+        AxelGlobeExtension.ext(raw)
+    assert AxelGlobeExtension.ext(raw, add_if_missing=True).capture_id is None
+    assert CAPTURE_ID_PROP not in raw.properties
+
+    page: dict[str, Any] = {"type": "FeatureCollection", "features": served}
+    normalize_item(page)
+    for d in page["features"]:
+        item = pystac.Item.from_dict(d)
+        assert AxelGlobeExtension.has_extension(item)
+        ext = AxelGlobeExtension.ext(item)
+        assert ext.capture_id is None
+        assert AxelGlobeExtension.ext(item.assets["band3"]).capture_id is None
+        assert CAPTURE_ID_PROP not in item.properties
+        assert CAPTURE_ID_PROP not in item.to_dict(transform_hrefs=False)["properties"]
+    jsonschema.validate(page["features"][0], extension.schema())
+
+
 def test_schema_is_package_data_and_validates_normalised_items() -> None:
     schema = extension.schema()
     assert schema["$id"] == SCHEMA_URI
@@ -179,7 +205,10 @@ def test_normalize_item_objects_collections_and_pages() -> None:
     del collection_item["properties"]["ag:capture_id"]
     ic = pystac.ItemCollection([pystac.Item.from_dict(collection_item)])
     normalize_item(ic)
-    assert SCHEMA_URI not in ic.items[0].stac_extensions  # no ag: field, nothing declared
+    # every AxelGlobe item declares ag; without the field, capture_id reads None
+    assert SCHEMA_URI in ic.items[0].stac_extensions
+    assert AxelGlobeExtension.ext(ic.items[0]).capture_id is None
+    assert CAPTURE_ID_PROP not in ic.items[0].properties
     assert ic.items[0].properties["eo:bands"][0]["solar_illumination"] > 1000
 
     summaries = {"eo:bands": [{"name": "band0", "center_wave_length": 0.673,
