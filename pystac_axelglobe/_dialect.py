@@ -174,6 +174,8 @@ def check_id_list(value: Any, what: str) -> list[str]:
     hint = f"; pass a list of strings, e.g. {what}={example}"
     if isinstance(value, str):
         parts: list[Any] = value.split(",")
+    elif isinstance(getattr(value, "id", None), str):
+        parts = [value.id]  # one pystac Collection, as pystac-client takes
     elif isinstance(value, (bytes, bytearray, Mapping)) or not isinstance(value, Iterable):
         raise InvalidQueryError(f"{what} must be a list of strings, got {value!r:.80}" + hint)
     else:

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from pystac.catalog import Catalog
     from pystac.stac_object import STACObject
 
-logger = logging.getLogger("pystac_axelglobe.client")
+logger = logging.getLogger("pystac_axelglobe.client")  # the name users configure
 
 #: Seconds to wait for a connection, and for the server to send anything (the read
 #: timeout). With :func:`~pystac_axelglobe._retry.search_retry` (5 read retries) a silent
@@ -368,6 +368,7 @@ class AxelGlobeStacApiIO(StacApiIO):
             resp = self._send(request, method, href)
             try:
                 resp._content = self._read_body(resp, method, href)
+                resp._content_consumed = True  # type: ignore[attr-defined]  # as requests does
                 break
             except _DROPPED as err:
                 resp.close()

@@ -247,6 +247,20 @@ def test_bad_open_arguments_are_refused_before_anything_is_sent(
     assert len(emulator.requests) == sent
 
 
+def test_ids_and_collections_in_every_form_pystac_client_takes(emulator: Emulator) -> None:
+    client = ag.open(**emulator.settings_kwargs())
+    collection = client.get_collection("grus-1")
+    wanted = all_ids(emulator)[:3]
+    forms: list[dict[str, Any]] = [
+        {"collections": collection, "ids": wanted},
+        {"collections": [collection], "ids": ",".join(wanted)},
+        {"collections": iter(["grus-1"]), "ids": (i for i in wanted)},
+        {"collections": np.array(["grus-1"]), "ids": tuple(wanted)},
+    ]
+    for kwargs in forms:
+        assert sorted(i.id for i in client.search(**kwargs).items()) == sorted(wanted)
+
+
 def test_timeouts_and_bounds_given_to_open_are_used(emulator: Emulator) -> None:
     client = ag.open(**emulator.settings_kwargs(), timeout=(3, 40), deadline=90, max_pages=12)
     io = client._stac_io
