@@ -8,9 +8,16 @@ builtin a caller would naturally catch, so ``except ValueError`` keeps working::
     ├── InvalidQueryError (ValueError)       a filter, bbox or datetime the API would refuse
     ├── AuthenticationError (PermissionError) the token endpoint rejected the credentials
     ├── RestrictedError (PermissionError)    AxelGlobe restricts this client until a time
-    ├── APIRequestError (OSError)            the API answered an error we cannot recover from
+    ├── APIRequestError (pystac_client APIError, OSError)
+    │                                        a request to the API (or the token endpoint)
+    │                                        failed: an error status, no answer in time,
+    │                                        an answer that is not JSON; has status and url
     ├── AssetError (OSError)                 an asset could not be resolved or read
     └── DownloadError (OSError)              one or more assets failed to download
+
+``APIRequestError`` also derives from pystac-client's
+:class:`pystac_client.exceptions.APIError`, so code written for pystac-client (``except
+APIError``, ``err.status_code``) keeps working with :func:`pystac_axelglobe.open`.
 
 Messages say what to do next and never contain a client secret or a bearer token.
 
@@ -26,6 +33,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+
+from pystac_client.exceptions import APIError
 
 
 class AxelGlobeError(Exception):
@@ -59,12 +68,27 @@ class RestrictedError(AxelGlobeError, PermissionError):
         self.until = until
 
 
-class APIRequestError(AxelGlobeError, OSError):
-    """The API answered with an error status that retrying did not cure."""
+class APIRequestError(AxelGlobeError, APIError, OSError):
+    """A request failed: an error status, no answer in time, or HTML/invalid JSON.
+
+    Raised once retrying has not cured it. Also a pystac-client ``APIError``.
+
+    Attributes:
+        status: the HTTP status, or None when no answer came.
+        status_code: the same, under pystac-client's name.
+        url: the URL requested.
+
+    Example:
+        >>> err = APIRequestError("HTTP 502 from GET https://api.example/search", status=502,
+        ...                       url="https://api.example/search")
+        >>> isinstance(err, APIError), err.status_code
+        (True, 502)
+    """
 
     def __init__(self, message: str, *, status: int | None = None, url: str = "") -> None:
         super().__init__(message)
         self.status = status
+        self.status_code = status  # pystac-client's name (Client.get_collection reads it)
         self.url = url
 
 

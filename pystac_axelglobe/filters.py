@@ -4,6 +4,10 @@ Each builder returns CQL2 text that can be passed as ``filter=`` to a search, an
 values AxelGlobe would refuse (:class:`~pystac_axelglobe.errors.InvalidQueryError`) before
 anything is sent.
 
+Filters are bounded before they are parsed (:data:`MAX_FILTER_LENGTH`,
+:data:`MAX_FILTER_DEPTH`, :data:`MAX_FILTER_CLAUSES`): cql2's parser recurses on the C stack
+and crashes the interpreter (SIGSEGV) on deeply nested or very long expressions.
+
 Example:
     >>> all_of(cloud_cover(30), capture_id("52eZg9k7rPEyYQGX"))
     "(eo:cloud_cover <= 30) AND (ag:capture_id = '52eZg9k7rPEyYQGX')"
@@ -31,6 +35,17 @@ SUPPORTED_GEOMETRY_TYPES: tuple[str, ...] = (
     "Polygon",
     "MultiPolygon",
 )
+
+#: The longest filter accepted, in characters (a GET URL this long is already beyond what
+#: most servers accept).
+MAX_FILTER_LENGTH = 1_000_000
+#: The deepest nesting accepted: parentheses plus ``NOT`` s (CQL2-JSON: nested operators).
+#: cql2's parser overflows a 512 KiB thread stack (macOS threads, some dask workers) at
+#: about 64 levels of ``NOT (``; 32 leaves a margin.
+MAX_FILTER_DEPTH = 32
+#: The most ``AND``/``OR`` clauses accepted. cql2's parser overflows a 512 KiB thread stack
+#: at about 1,000 (an 8 MiB main thread at about 16,000); 500 leaves a margin.
+MAX_FILTER_CLAUSES = 500
 
 # Operators of CQL2 that AxelGlobe evaluates. Anything else (other spatial, temporal or
 # array operators, custom functions) is refused here rather than by a 400 from the server.
@@ -230,6 +245,115 @@ def intersects(geom: Any) -> str:
     return f"S_INTERSECTS(geometry, {shapely.to_wkt(shape, rounding_precision=-1)})"
 
 
+# Literals ('it''s') and quoted identifiers ("eo:cloud_cover") as cql2 reads them, so that
+# nothing inside them counts; then parentheses and the logical keywords.
+_TOKENS = re.compile(r"""'[^']*(?:''[^']*)*'|"[^"]*"|[()]|\b(?:and|or|not)\b""",
+                     re.IGNORECASE)
+_DEPTH_ADVICE = (
+    "; flatten it (NOT (NOT (x)) is x; alternatives need no nesting: a = 1 OR a = 2, "
+    "or a IN (1, 2))"
+)
+_CLAUSE_ADVICE = (
+    "; match many values with IN, e.g. ag:capture_id IN ('a', 'b'), search by ids=[...], "
+    "or split the search into several"
+)
+
+
+def _text_shape(text: str) -> tuple[int, int]:
+    """The deepest nesting (parentheses and NOTs) and the number of clauses of CQL2 text.
+
+    A linear scan of tokens, no parsing. ``NOT`` binds tighter than ``AND``/``OR``: the NOTs
+    pending at a level end at the next ``AND``, ``OR`` or ``)`` of that level. An unclosed
+    quote counts what follows as code: over-counting refuses, it never lets through.
+    """
+    pending: list[int] = []  # NOTs pending at each enclosing level
+    nots = outer = deepest = clauses = 0
+    for match in _TOKENS.finditer(text):
+        token = match.group(0).lower()
+        if token[0] in "'\"":
+            continue
+        if token == "(":
+            pending.append(nots)
+            outer, nots = outer + nots, 0
+        elif token == ")":
+            if pending:
+                outer -= pending.pop()
+            nots = 0
+        elif token == "not":
+            nots += 1
+        else:
+            clauses += 1
+            nots = 0
+        deepest = max(deepest, len(pending) + outer + nots)
+    return deepest, clauses + 1
+
+
+def check_filter_size(text: str) -> None:
+    """Refuse CQL2 text longer, deeper or with more clauses than the limits, before parsing.
+
+    Raises:
+        InvalidQueryError: naming the limit and what to write instead.
+
+    Example:
+        >>> check_filter_size("eo:cloud_cover <= 30 AND NOT (platform = 'GRUS-1A')")
+        >>> try:
+        ...     check_filter_size("NOT (" * 100 + "a = 1" + ")" * 100)
+        ... except InvalidQueryError as err:
+        ...     print(str(err)[:58])
+        the filter nests 200 levels deep (parentheses and NOTs); t
+    """
+    if len(text) > MAX_FILTER_LENGTH:
+        raise InvalidQueryError(
+            f"the filter is {len(text):,} characters long; the limit is "
+            f"{MAX_FILTER_LENGTH:,}. Search with a simpler geometry (e.g. its convex hull or "
+            "shapely's simplify()) or split the search into several"
+        )
+    depth, clauses = _text_shape(text)
+    if depth > MAX_FILTER_DEPTH:
+        raise InvalidQueryError(
+            f"the filter nests {depth} levels deep (parentheses and NOTs); the limit is "
+            f"{MAX_FILTER_DEPTH}" + _DEPTH_ADVICE
+        )
+    if clauses > MAX_FILTER_CLAUSES:
+        raise InvalidQueryError(
+            f"the filter has {clauses:,} AND/OR clauses; the limit is {MAX_FILTER_CLAUSES}"
+            + _CLAUSE_ADVICE
+        )
+
+
+def _check_json_size(tree: Any) -> None:
+    """Bound CQL2-JSON like text: operator nesting and AND/OR clauses, without recursion."""
+    # node, container depth, operator depth (the root operator is level 0, as in text)
+    stack: list[tuple[Any, int, int]] = [(tree, 0, -1)]
+    clauses = 1
+    while stack:
+        node, depth, ops = stack.pop()
+        if depth > 4 * MAX_FILTER_DEPTH:  # geometry coordinates nest too, a few levels
+            raise InvalidQueryError(
+                f"the CQL2-JSON filter nests more than {4 * MAX_FILTER_DEPTH} levels deep"
+                + _DEPTH_ADVICE
+            )
+        if isinstance(node, Mapping):
+            if "op" in node:
+                ops += 1
+                if ops > MAX_FILTER_DEPTH:
+                    raise InvalidQueryError(
+                        f"the CQL2-JSON filter nests operators more than {MAX_FILTER_DEPTH} "
+                        "levels deep" + _DEPTH_ADVICE
+                    )
+                args = node.get("args")
+                if str(node["op"]).lower() in ("and", "or") and isinstance(args, list):
+                    clauses += max(0, len(args) - 1)
+            stack.extend((child, depth + 1, ops) for child in node.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend((child, depth + 1, ops) for child in node)
+        if clauses > MAX_FILTER_CLAUSES:
+            raise InvalidQueryError(
+                f"the CQL2-JSON filter has more than {MAX_FILTER_CLAUSES} AND/OR clauses"
+                + _CLAUSE_ADVICE
+            )
+
+
 def _combine(op: str, clauses: tuple[str, ...]) -> str:
     texts = []
     for clause in clauses:
@@ -238,13 +362,23 @@ def _combine(op: str, clauses: tuple[str, ...]) -> str:
         texts.append(clause.strip())
     if not texts:
         raise InvalidQueryError(f"{op.lower()} needs at least one clause")
-    if len(texts) == 1:
-        return texts[0]
-    return f" {op} ".join(f"({text})" for text in texts)
+    if len(texts) > MAX_FILTER_CLAUSES:  # before joining thousands of clauses
+        builder = "all_of" if op == "AND" else "any_of"
+        raise InvalidQueryError(
+            f"{builder}() got {len(texts):,} clauses; the limit is {MAX_FILTER_CLAUSES}"
+            + _CLAUSE_ADVICE
+        )
+    combined = texts[0] if len(texts) == 1 else f" {op} ".join(f"({text})" for text in texts)
+    check_filter_size(combined)
+    return combined
 
 
 def all_of(*clauses: str) -> str:
     """All clauses must hold (``AND``); each clause is parenthesised.
+
+    Raises:
+        InvalidQueryError: no clause, a clause that is not text, or a result beyond the
+            limits of :func:`check_filter_size` (at most :data:`MAX_FILTER_CLAUSES`).
 
     Example:
         >>> all_of(cloud_cover(30), aoi_cloud_cover(20))
@@ -255,6 +389,13 @@ def all_of(*clauses: str) -> str:
 
 def any_of(*clauses: str) -> str:
     """At least one clause must hold (``OR``); each clause is parenthesised.
+
+    For many values of one property, ``IN`` is shorter and has no clause limit:
+    ``"ag:capture_id IN ('a', 'b', 'c')"``.
+
+    Raises:
+        InvalidQueryError: no clause, a clause that is not text, or a result beyond the
+            limits of :func:`check_filter_size` (at most :data:`MAX_FILTER_CLAUSES`).
 
     Example:
         >>> any_of(capture_id("a"), capture_id("b"))
@@ -316,6 +457,25 @@ def _spatial_upper(text: str) -> str:
                            text)
 
 
+def _load_json_filter(text: str) -> Any:
+    if len(text) > MAX_FILTER_LENGTH:
+        check_filter_size(text)  # the same length message
+    try:
+        tree = json.loads(text)
+    except RecursionError as err:
+        raise InvalidQueryError("the CQL2-JSON filter nests too deeply" + _DEPTH_ADVICE) from err
+    except ValueError as err:
+        if text.startswith("{"):
+            raise
+        raise InvalidQueryError(
+            f"filter_lang='cql2-json' but the filter is not CQL2-JSON: "
+            f"{text!r:.80}; drop filter_lang (or pass 'cql2-text') for CQL2 "
+            "text, or pass the filter as a CQL2-JSON dict"
+        ) from err
+    _check_json_size(tree)
+    return tree
+
+
 def validate_filter(filter: str | Mapping[str, Any], filter_lang: str | None = None) -> str:  # noqa: A002
     """Check a filter client-side and return it as CQL2 text for AxelGlobe.
 
@@ -328,7 +488,9 @@ def validate_filter(filter: str | Mapping[str, Any], filter_lang: str | None = N
 
     Raises:
         InvalidQueryError: syntax errors, GEOMETRYCOLLECTION, ENVELOPE, spatial operators
-            other than S_INTERSECTS, functions other than avg(eo:cloud_cover).
+            other than S_INTERSECTS, functions other than avg(eo:cloud_cover), a filter
+            beyond :data:`MAX_FILTER_LENGTH`, :data:`MAX_FILTER_DEPTH` or
+            :data:`MAX_FILTER_CLAUSES`.
 
     Example:
         >>> validate_filter({"op": "<=", "args": [{"property": "eo:cloud_cover"}, 30]})
@@ -345,24 +507,16 @@ def validate_filter(filter: str | Mapping[str, Any], filter_lang: str | None = N
     text: str | None = None
     try:
         if isinstance(filter, Mapping):
+            _check_json_size(filter)  # before cql2, whose conversion recurses
             expr = cql2.Expr(dict(filter))
         elif isinstance(filter, str):
             stripped = filter.strip()
             if not stripped:
                 raise InvalidQueryError("the filter is empty; pass CQL2 text or leave it out")
             if filter_lang == "cql2-json" or stripped.startswith("{"):
-                try:
-                    tree = json.loads(stripped)
-                except ValueError as err:
-                    if stripped.startswith("{"):
-                        raise
-                    raise InvalidQueryError(
-                        f"filter_lang='cql2-json' but the filter is not CQL2-JSON: "
-                        f"{stripped!r:.80}; drop filter_lang (or pass 'cql2-text') for CQL2 "
-                        "text, or pass the filter as a CQL2-JSON dict"
-                    ) from err
-                expr = cql2.Expr(tree)
+                expr = cql2.Expr(_load_json_filter(stripped))
             else:
+                check_filter_size(stripped)  # before cql2, whose parser recurses
                 expr = cql2.parse_text(stripped)
                 text = stripped
         else:
@@ -385,13 +539,17 @@ def validate_filter(filter: str | Mapping[str, Any], filter_lang: str | None = N
 
 
 __all__ = [
+    "MAX_FILTER_CLAUSES",
+    "MAX_FILTER_DEPTH",
+    "MAX_FILTER_LENGTH",
     "SUPPORTED_GEOMETRY_TYPES",
-    "format_number",
     "all_of",
     "any_of",
     "aoi_cloud_cover",
     "capture_id",
+    "check_filter_size",
     "cloud_cover",
+    "format_number",
     "intersects",
     "to_shapely",
     "validate_filter",

@@ -178,6 +178,39 @@ BAD_SEARCHES: list[tuple[dict[str, Any], str]] = [
     ({"limit": "ten"}, "limit must be an integer, got 'ten'"),
     ({"filter": "eo:cloud_cover <= 20", "filter_lang": "cql2-json"},
      "filter_lang='cql2-json' but the filter is not CQL2-JSON"),
+    # an empty filter would search everything; pystac-client drops it silently
+    ({"filter": ""}, "the filter is empty"),
+    ({"filter_lang": "sql"}, "filter-lang 'sql' is not supported"),
+    # pystac-client takes max_items=0 as "no limit", and fails on text mid-search
+    ({"max_items": 0}, "max_items must be at least 1, got 0"),
+    ({"max_items": -1}, "max_items must be at least 1, got -1"),
+    ({"max_items": "10"}, "max_items must be a whole number, got '10'"),
+    ({"max_items": 2.5}, "max_items must be a whole number"),
+    ({"max_items": True}, "max_items must be a whole number"),
+    ({"collections": 123}, "collections must be a list of strings, got 123"),
+    ({"collections": [123]}, "collections must contain strings, got 123"),
+    ({"collections": ["grus-1\x00"]}, "control character"),
+    ({"collections": []}, "collections is empty; pystac-client would drop it"),
+    ({"collections": "grus-1,"}, "collections contains an empty id"),
+    ({"ids": ["a\x00b"]}, "ids contains .*, with a control character"),
+    ({"ids": "a\nb"}, "control character"),
+    ({"ids": [1, 2]}, "ids must contain strings, got 1"),
+    ({"ids": [None]}, "ids must contain strings, got None"),
+    ({"ids": 5}, "ids must be a list of strings, got 5"),
+    ({"ids": []}, "ids is empty; pystac-client would drop it and search everything"),
+    ({"ids": ["a,b"]}, "with a comma"),
+    ({"bbox": [float("nan"), 0, 1, 1]}, "bbox contains NaN or infinity"),
+    ({"bbox": [0, 0, float("inf"), 1]}, "bbox contains NaN or infinity"),
+    ({"bbox": ["1e999", 0, 1, 1]}, "bbox contains NaN or infinity"),
+    ({"limit": 2.5}, "limit must be an integer, got 2.5"),
+    ({"limit": True}, "limit must be an integer, got True"),
+    ({"limit": -5}, "limit must be between 1 and 10000, got -5"),
+    ({"limit": float("nan")}, "limit must be an integer, got nan"),
+    ({"datetime": 123}, "datetime 123 is not valid"),
+    ({"datetime": "2021-02-30"}, "datetime '2021-02-30' is not valid"),
+    ({"datetime": "2021\x00"}, "is not valid"),
+    # deeper than the limit, not yet deep enough to crash cql2 (test_filters.py runs those)
+    ({"filter": "NOT (" * 40 + "a = 1" + ")" * 40}, "nests 80 levels deep"),
 ]
 
 
@@ -187,9 +220,53 @@ def test_bad_input_is_refused_before_anything_is_sent(
     client = ag.open(**emulator.settings_kwargs())
     searches, sent = emulator.counters.search_requests, len(emulator.requests)
     with pytest.raises(InvalidQueryError, match=words):
-        client.search(collections="grus-1", **kwargs)
+        # pystac-client searches lazily: consuming is where an unchecked value is sent
+        list(client.search(**{"collections": "grus-1", **kwargs}).items())
     assert emulator.counters.search_requests == searches
     assert len(emulator.requests) == sent
+
+
+@pytest.mark.parametrize(("kwargs", "words"), [
+    ({"timeout": -1}, "timeout must be seconds > 0"),
+    ({"timeout": "10"}, "timeout must be seconds > 0"),
+    ({"timeout": (5, None)}, "a \\(connect, read\\) pair"),
+    ({"timeout": float("inf")}, "timeout must be"),
+    ({"timeout": 0}, "timeout must be"),
+    ({"deadline": 0}, "deadline must be seconds > 0, got 0"),
+    ({"deadline": float("nan")}, "deadline must be seconds > 0"),
+    ({"max_pages": 0}, "max_pages must be a whole number >= 1, got 0"),
+    ({"max_pages": 2.5}, "max_pages must be a whole number >= 1"),
+    ({"max_pages": True}, "max_pages must be a whole number >= 1"),
+])
+def test_bad_open_arguments_are_refused_before_anything_is_sent(
+        emulator: Emulator, kwargs: dict[str, Any], words: str) -> None:
+    tokens, sent = emulator.counters.token_requests, len(emulator.requests)
+    with pytest.raises(ConfigurationError, match=words):
+        ag.open(**emulator.settings_kwargs(), **kwargs)
+    assert emulator.counters.token_requests == tokens
+    assert len(emulator.requests) == sent
+
+
+def test_ids_and_collections_in_every_form_pystac_client_takes(emulator: Emulator) -> None:
+    client = ag.open(**emulator.settings_kwargs())
+    collection = client.get_collection("grus-1")
+    wanted = all_ids(emulator)[:3]
+    forms: list[dict[str, Any]] = [
+        {"collections": collection, "ids": wanted},
+        {"collections": [collection], "ids": ",".join(wanted)},
+        {"collections": iter(["grus-1"]), "ids": (i for i in wanted)},
+        {"collections": np.array(["grus-1"]), "ids": tuple(wanted)},
+    ]
+    for kwargs in forms:
+        assert sorted(i.id for i in client.search(**kwargs).items()) == sorted(wanted)
+
+
+def test_timeouts_and_bounds_given_to_open_are_used(emulator: Emulator) -> None:
+    client = ag.open(**emulator.settings_kwargs(), timeout=(3, 40), deadline=90, max_pages=12)
+    io = client._stac_io
+    assert isinstance(io, AxelGlobeStacApiIO)
+    assert (io.timeout, io.deadline, io.max_pages) == ((3, 40), 90.0, 12)
+    assert len(list(client.search(collections="grus-1", limit=50).items())) > 0
 
 
 def all_features(emu: Emulator) -> list[dict[str, Any]]:

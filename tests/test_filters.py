@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import textwrap
 from typing import Any
 
 import cql2
@@ -196,3 +200,140 @@ def test_validate_filter_accepts_the_guides_filters_and_bbox_literals() -> None:
 def test_validate_filter_refuses_unknown_filter_lang() -> None:
     with pytest.raises(InvalidQueryError, match="filter-lang 'cql-text'"):
         filters.validate_filter("eo:cloud_cover <= 3", "cql-text")
+
+
+# --- bounds: no filter crashes the interpreter ------------------------------------------------
+
+# Each of these overflowed the C stack in cql2's parser (SIGSEGV, the interpreter dies) or
+# raised a raw RecursionError; they run in a subprocess so that a crash fails the test.
+CRASHERS = {
+    "NOT ( x 5000": ('"NOT (" * 5000 + "a = 1" + ")" * 5000',
+                     "nests 10000 levels deep (parentheses and NOTs); the limit is 32"),
+    "( x 3000": ('"(" * 3000 + "a = 1" + ")" * 3000', "nests 3000 levels deep"),
+    "NOT x 3000": ('"NOT " * 3000 + "a = 1"', "nests 3000 levels deep"),
+    "50,000 ANDs": ('" AND ".join(f"a{i} = {i}" for i in range(50_000))',
+                    "has 50,000 AND/OR clauses; the limit is 500; match many values with IN"),
+    "any_of 20,000 ids": (
+        'filters.any_of(*[filters.capture_id(f"id{i:05}") for i in range(20_000)])',
+        "any_of() got 20,000 clauses; the limit is 500"),
+    "JSON dict nested 100,000": ("nested(100_000)", "nests operators more than 32 levels"),
+    "JSON dict nested 5,000": ("nested(5_000)", "nests operators more than 32 levels"),
+    "JSON text nested 5,000": ("'{\"op\": \"not\", \"args\": [' * 5000 + '{}' + ']}' * 5000",
+                               "the CQL2-JSON filter nests too deeply"),
+}
+CRASH_SCRIPT = textwrap.dedent("""
+    import json, sys
+    from pystac_axelglobe import filters
+    from pystac_axelglobe.errors import InvalidQueryError
+
+    def nested(n):
+        tree = {"op": "=", "args": [{"property": "eo:cloud_cover"}, 1]}
+        for _ in range(n):
+            tree = {"op": "not", "args": [tree]}
+        return tree
+
+    try:
+        filters.validate_filter(EXPR)
+    except InvalidQueryError as err:
+        print("InvalidQueryError:", err)
+    else:
+        print("accepted")
+""")
+
+
+@pytest.mark.parametrize(("expr", "words"), list(CRASHERS.values()), ids=list(CRASHERS))
+def test_filters_that_crashed_the_interpreter_are_refused(expr: str, words: str) -> None:
+    script = CRASH_SCRIPT.replace("EXPR", expr)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, f"crashed ({done.returncode}): {done.stderr[-500:]}"
+    assert done.stdout.startswith("InvalidQueryError:"), done.stdout[:300]
+    assert words in done.stdout
+
+
+LIMIT_SCRIPT = textwrap.dedent("""
+    import threading
+    from pystac_axelglobe import filters
+
+    D, C = filters.MAX_FILTER_DEPTH, filters.MAX_FILTER_CLAUSES
+    chain = " AND ".join(f"a{i} = {i}" for i in range(C))
+    mixed = " ".join(f"a{i} = {i} " + ("AND" if i % 2 else "OR") for i in range(C - 1))
+    nested = {"op": "=", "args": [{"property": "a"}, 1]}
+    for _ in range(D):
+        nested = {"op": "not", "args": [nested]}
+    AT_THE_LIMITS = [
+        "NOT (" * (D // 2) + "a = 1" + ")" * (D // 2),
+        "(" * D + "a = 1" + ")" * D,
+        "NOT " * D + "a = 1",
+        chain,
+        "(" * (D - 1) + mixed + " z = 1" + ")" * (D - 1),
+        filters.any_of(*[filters.capture_id(f"id{i}") for i in range(C)]),
+        nested,
+        {"op": "and", "args": [{"op": "=", "args": [{"property": "a"}, i]} for i in range(C)]},
+    ]
+
+    def run():
+        for value in AT_THE_LIMITS:
+            filters.validate_filter(value)
+        print("ok", len(AT_THE_LIMITS))
+
+    threading.stack_size(512 * 1024)  # macOS' default for threads; some dask workers'
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+""")
+
+
+def test_filters_at_the_limits_parse_in_a_small_thread_stack() -> None:
+    # The limits leave a margin below where cql2 overflows a 512 KiB thread stack.
+    done = subprocess.run([sys.executable, "-c", LIMIT_SCRIPT], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, f"crashed ({done.returncode}): {done.stderr[-500:]}"
+    assert done.stdout.strip() == "ok 8"
+
+
+@pytest.mark.parametrize(
+    ("text", "depth", "clauses"),
+    [
+        ("eo:cloud_cover <= 30", 0, 1),
+        ("NOT (a = 1) AND b = 2", 2, 2),
+        ("a = '((((((' OR b = 'it''s (NOT'", 0, 2),  # nothing inside literals counts
+        ("\"o'b\" = 1 AND " + "(" * 40 + "a = 1" + ")" * 40, 40, 2),  # nor in "identifiers"
+        ("'unclosed " + "(" * 40, 40, 1),  # an unclosed quote hides nothing
+        ("a BETWEEN 1 AND 2 OR NOT NOT b = 1", 2, 3),
+        ("S_INTERSECTS(geometry, MULTIPOLYGON (((0 0, 1 0, 1 1, 0 0))))", 4, 1),
+    ],
+)
+def test_the_filter_scan_counts_nesting_and_clauses_outside_literals(
+        text: str, depth: int, clauses: int) -> None:
+    assert filters._text_shape(text) == (depth, clauses)
+
+
+def test_the_builders_respect_the_bounds() -> None:
+    ids = [filters.capture_id(f"id{i}") for i in range(filters.MAX_FILTER_CLAUSES + 1)]
+    with pytest.raises(InvalidQueryError, match="any_of\\(\\) got 501 clauses; the limit is 500"):
+        filters.any_of(*ids)
+    with pytest.raises(InvalidQueryError, match="all_of\\(\\) got 501 clauses"):
+        filters.all_of(*ids)
+    assert filters.any_of(*ids[:500]).count(" OR ") == 499
+    text = filters.cloud_cover(30)
+    with pytest.raises(InvalidQueryError, match="nests 33 levels deep"):
+        for _ in range(40):  # each call parenthesises the clauses once more
+            text = filters.all_of(text, filters.aoi_cloud_cover(20))
+    # the way to match many captures: IN, which has no clause limit
+    many = "ag:capture_id IN (" + ", ".join(f"'id{i}'" for i in range(5000)) + ")"
+    assert filters.validate_filter(many) == many
+
+
+def test_a_filter_too_long_is_refused() -> None:
+    ring = [f"{135 + i * 1e-6:.6f} {35 + (i % 7) * 1e-6:.6f}" for i in range(50_000)]
+    polygon = "POLYGON ((" + ", ".join([*ring, ring[0]]) + "))"
+    text = f"S_INTERSECTS(geometry, {polygon})"
+    assert len(text) > filters.MAX_FILTER_LENGTH
+    with pytest.raises(InvalidQueryError, match="characters long; the limit is 1,000,000"):
+        filters.validate_filter(text)
+    geometry = shapely.geometry.mapping(shapely.from_wkt(polygon))
+    as_json = json.dumps({"op": "s_intersects", "args": [{"property": "geometry"}, geometry]})
+    assert len(as_json) > filters.MAX_FILTER_LENGTH
+    with pytest.raises(InvalidQueryError, match="characters long"):
+        filters.validate_filter(as_json)

@@ -1,0 +1,528 @@
+"""``AxelGlobeStacApiIO``: pystac-client's I/O for AxelGlobe, bounded in time, size and pages.
+
+What it adds to pystac-client's ``StacApiIO``:
+
+- searches go out as ``GET`` in AxelGlobe's dialect (:mod:`pystac_axelglobe._dialect`);
+- every request has a connect and a read timeout (:data:`DEFAULT_TIMEOUT`), and a whole
+  response body must arrive within :data:`DEFAULT_DEADLINE` seconds (a server trickling a
+  byte every few seconds never trips a read timeout); retries follow the urllib3 ``Retry``
+  policy (:func:`~pystac_axelglobe._retry.search_retry`);
+- a failure is an :class:`~pystac_axelglobe.errors.APIRequestError` (also pystac-client's
+  ``APIError``) naming the URL and status: an error status, no answer, HTML or invalid JSON;
+- paging follows ``next`` links with the original query re-sent, and stops: after
+  :data:`DEFAULT_MAX_PAGES` pages (an error), at a page with no new items, or at a ``next``
+  link already followed;
+- the bearer token never reaches a log line; a landing page without ``conformsTo`` gets the
+  classes AxelGlobe supports.
+
+Example:
+    >>> io = AxelGlobeStacApiIO(timeout=(5, 30), max_pages=100)
+    >>> io.timeout, io.max_pages
+    ((5, 30), 100)
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urljoin, urlsplit, urlunsplit
+
+import pystac
+import pystac_client
+import requests
+from pystac.serialization import identify_stac_object_type
+from pystac_client.stac_api_io import StacApiIO, Timeout
+from urllib3.exceptions import DecodeError, MaxRetryError, ProtocolError, ReadTimeoutError
+from urllib3.util.retry import Retry
+
+from ._dialect import is_search, to_axelglobe_params
+from ._redact import redact, redact_headers
+from ._retry import restriction_until, search_retry
+from .errors import APIRequestError, AxelGlobeError, ConfigurationError, InvalidQueryError
+from .extension import ensure_extension_hooks
+
+if TYPE_CHECKING:
+    from pystac.catalog import Catalog
+    from pystac.stac_object import STACObject
+
+logger = logging.getLogger("pystac_axelglobe.client")  # the name users configure
+
+#: Seconds to wait for a connection, and for the server to send anything (the read
+#: timeout). With :func:`~pystac_axelglobe._retry.search_retry` (5 read retries) a silent
+#: API fails after about 6 x 15 s + 7.5 s of back-off: well within 2 minutes.
+DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 15.0)
+#: Seconds a whole response body may take to arrive once its headers have come.
+DEFAULT_DEADLINE = 60.0
+#: The most pages one search or listing follows (``ag.open(max_pages=...)`` changes it).
+DEFAULT_MAX_PAGES = 1000
+#: The largest response body read, in bytes (a page of 10,000 items is about 60 MB).
+MAX_RESPONSE_BYTES = 256 * 2**20
+_CHUNK = 64 * 1024
+
+#: Conformance classes AxelGlobe implements; added when the landing page has no
+#: ``conformsTo`` (pystac-client refuses to search or list collections without them).
+AXELGLOBE_CONFORMS_TO: tuple[str, ...] = (
+    "https://api.stacspec.org/v1.0.0/core",
+    "https://api.stacspec.org/v1.0.0/collections",
+    "https://api.stacspec.org/v1.0.0/ogcapi-features",
+    "https://api.stacspec.org/v1.0.0/item-search",
+    "https://api.stacspec.org/v1.0.0-rc.2/item-search#filter",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+)
+
+# A body that stops or breaks mid-way: retried under the policy, like a dropped connection.
+_DROPPED = (ProtocolError, ReadTimeoutError, DecodeError,
+            requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
+
+
+def complete_conformance(d: dict[str, Any]) -> None:
+    """Add :data:`AXELGLOBE_CONFORMS_TO` to a landing page without ``conformsTo``."""
+    if d.get("type") == "Catalog" and not d.get("conformsTo"):
+        d["conformsTo"] = list(AXELGLOBE_CONFORMS_TO)
+
+
+# --- checking the settings ------------------------------------------------------------------
+
+
+def _seconds(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value > 0)
+
+
+def check_timeout(value: Any) -> Timeout:
+    """Validate ``timeout=``: seconds, or a ``(connect, read)`` pair; None is the default.
+
+    Raises:
+        ConfigurationError: not positive finite seconds (there is no "no timeout").
+
+    Example:
+        >>> check_timeout(None) == DEFAULT_TIMEOUT, check_timeout([5, 60])
+        (True, (5, 60))
+    """
+    if value is None:
+        return DEFAULT_TIMEOUT
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(map(_seconds, value)):
+        return (value[0], value[1])
+    if _seconds(value):
+        return float(value)
+    raise ConfigurationError(
+        f"timeout must be seconds > 0, or a (connect, read) pair of them, e.g. "
+        f"timeout=(10, 60); got {value!r:.80}. Every request has a timeout"
+    )
+
+
+def _check_bound(value: Any, name: str, default: float, *, whole: bool = False) -> Any:
+    if value is None:
+        return default
+    if _seconds(value) and (not whole or float(value).is_integer()):
+        return int(value) if whole else float(value)
+    kind = "a whole number >= 1" if whole else "seconds > 0"
+    raise ConfigurationError(f"{name} must be {kind}, got {value!r:.80}")
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+def _no_answer(method: str, href: str, err: requests.RequestException,
+               timeout: object) -> APIRequestError:
+    reason = err.args[0] if err.args else err
+    reason = getattr(reason, "reason", reason)  # MaxRetryError: what the last try hit
+    if isinstance(err, requests.exceptions.ConnectTimeout):
+        what = f"could not connect (connect timeout; timeout={timeout})"
+    elif isinstance(reason, ReadTimeoutError) or isinstance(err, requests.exceptions.ReadTimeout):
+        what = f"no answer in time (read timeout; timeout={timeout})"
+    else:
+        what = f"no answer ({redact(str(reason))[:300]})"
+    return APIRequestError(
+        f"{method} {href}: {what}, retries included. The API may be down or overloaded: try "
+        "again later (a slow network: ag.open(timeout=(connect_s, read_s)))", url=href)
+
+
+_ADVICE = {
+    401: "the token was refused: check AXELGLOBE_CLIENT_ID/AXELGLOBE_CLIENT_SECRET",
+    403: "access is refused: check that this client may use the collection",
+    404: "not found: check the URL and the ids",
+    429: "rate limited by this server: try again later",
+}
+
+
+def _status_error(resp: requests.Response, method: str, href: str) -> APIRequestError:
+    status = resp.status_code
+    head = resp.content[:600].decode("utf-8", "replace")
+    snippet = redact(" ".join(head.split()))[:300]
+    advice = _ADVICE.get(status, "the API kept failing: try again later" if status >= 500
+                         else "check the request")
+    return APIRequestError(f"HTTP {status} from {method} {href}: {advice}. The answer: "
+                           f"{snippet or '(empty)'}", status=status, url=resp.url or href)
+
+
+def _not_json(url: str, status: int | None, body: bytes, detail: str) -> APIRequestError:
+    start = body.lstrip()[:1]
+    kind = ("an HTML page" if start == b"<" else "an empty body" if not body
+            else f"a body that is not a JSON object ({detail})")
+    answered = f"answered HTTP {status}" if status is not None else "answered"
+    return APIRequestError(
+        f"{url} {answered} with {kind}, not the JSON of a STAC API. Is the URL right "
+        "(AXELGLOBE_API_URL, ag.open(url=...))? A proxy or a captive portal may answer like "
+        "this; otherwise try again later", status=status, url=url)
+
+
+def _bad_page(url: str, what: str) -> APIRequestError:
+    return APIRequestError(f"{url} answered a page with {what}: not a STAC API page; "
+                           "try again later, or report it to AxelGlobe", url=url)
+
+
+# --- pages ------------------------------------------------------------------------------------
+
+
+def _records(page: dict[str, Any], url: str) -> list[dict[str, Any]]:
+    """The page's features (or collections), checked to be a list of objects."""
+    for name in ("features", "collections"):
+        value = page.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
+            raise _bad_page(url, f"'{name}' that is not a list of objects")
+        if value:
+            return value
+    return []
+
+
+def _next_link(page: dict[str, Any], url: str) -> tuple[str, dict[str, Any]] | None:
+    """The next page's URL (without query) and its own parameters, or None at the end."""
+    links = page.get("links") or []
+    if not isinstance(links, list):
+        raise _bad_page(url, "'links' that is not a list")
+    link = next((lk for lk in links if isinstance(lk, dict) and lk.get("rel") == "next"), None)
+    if link is None:
+        return None
+    href = link.get("href")
+    if not isinstance(href, str) or not href.strip():
+        raise _bad_page(url, "a next link without href")
+    # Relative links resolve against the page; anything but http(s) (file:, a local path
+    # that pystac would open) is refused.
+    parts = urlsplit(urljoin(url, href.strip()))
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise _bad_page(url, f"a next link to {href!r:.100}, not an http(s) URL")
+    target = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    own: dict[str, Any] = dict(parse_qsl(parts.query, keep_blank_values=True))
+    body = link.get("body")
+    if isinstance(body, dict):
+        try:
+            own.update(to_axelglobe_params(body) if is_search(target) else body)
+        except InvalidQueryError as err:
+            raise _bad_page(url, f"a next link whose body is not a valid search ({err})") from err
+    return target, own
+
+
+def _record_key(record: dict[str, Any], page: int, index: int) -> tuple[Any, ...]:
+    key = record.get("id")
+    if not isinstance(key, str):
+        return ("#", page, index)  # no id: always new
+    return (record.get("collection"), key)
+
+
+# --- the I/O -----------------------------------------------------------------------------------
+
+
+class AxelGlobeStacApiIO(StacApiIO):
+    """pystac-client's ``StacApiIO`` for AxelGlobe: dialect, bounds, paging, retries, safe logs.
+
+    Args:
+        auth: attaches the bearer token (``session.auth``); an :class:`AxelGlobeAuth`.
+        retry: the retry policy; default :func:`~pystac_axelglobe._retry.search_retry`.
+        headers, parameters, request_modifier: as for ``StacApiIO``.
+        timeout: seconds, or ``(connect, read)``; default :data:`DEFAULT_TIMEOUT`. Never None.
+        deadline: seconds a whole response body may take; default :data:`DEFAULT_DEADLINE`.
+        max_pages: the most pages one search follows; default :data:`DEFAULT_MAX_PAGES`.
+
+    Raises:
+        ConfigurationError: a timeout, deadline or max_pages that is not a positive number.
+
+    Example:
+        >>> io = AxelGlobeStacApiIO()
+        >>> pystac_client.Client.open(url, stac_io=io)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        auth: requests.auth.AuthBase | None = None,
+        *,
+        retry: Retry | None = None,
+        headers: dict[str, str] | None = None,
+        parameters: dict[str, Any] | None = None,
+        request_modifier: Callable[[requests.Request], requests.Request | None] | None = None,
+        timeout: Timeout | None = None,
+        deadline: float | None = None,
+        max_pages: int | None = None,
+    ) -> None:
+        self.retry = retry if retry is not None else search_retry()
+        self.deadline: float = _check_bound(deadline, "deadline", DEFAULT_DEADLINE)
+        self.max_pages: int = _check_bound(max_pages, "max_pages", DEFAULT_MAX_PAGES,
+                                           whole=True)
+        super().__init__(
+            headers=headers,
+            parameters=parameters,
+            request_modifier=request_modifier,
+            timeout=check_timeout(timeout),
+            max_retries=self.retry,
+        )
+        self.session.auth = auth
+
+    def update(
+        self,
+        headers: dict[str, str] | None = None,
+        parameters: dict[str, Any] | None = None,
+        request_modifier: Callable[[requests.Request], requests.Request | None] | None = None,
+        timeout: Timeout | None = None,
+    ) -> None:
+        """As ``StacApiIO.update``; ``timeout=None`` keeps the timeout (never "no timeout").
+
+        ``Client.open(url, stac_io=io)`` calls this with ``timeout=None`` when it was given
+        no timeout: that must not leave requests without one.
+        """
+        kept = self.timeout if timeout is None else check_timeout(timeout)
+        super().update(headers=headers, parameters=parameters,
+                       request_modifier=request_modifier, timeout=kept)
+
+    def request(
+        self,
+        href: str,
+        method: str | None = None,
+        headers: dict[str, str] | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> str:
+        """One request, in AxelGlobe's dialect for searches, bounded, retried, token unlogged.
+
+        Raises:
+            InvalidQueryError: a search AxelGlobe would refuse (nothing is sent).
+            AuthenticationError, RestrictedError, ConfigurationError: from the auth, as they
+                are.
+            APIRequestError: an error status, no answer in time, a body that is not text.
+        """
+        resp = self._fetch(href, method, headers, parameters)
+        try:
+            return resp.content.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise _not_json(resp.url or href, resp.status_code, resp.content, str(err)) from err
+
+    def read_json(self, source: pystac.link.HREF, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """A JSON object from the API; HTML, invalid JSON or a non-object is an error.
+
+        Raises:
+            APIRequestError: as :meth:`request`, or the answer is not a JSON object.
+        """
+        if isinstance(source, str) and urlsplit(source).scheme in ("http", "https"):
+            resp = self._fetch(source, *args, **kwargs)
+            return self._json_object(resp.content, resp.url or source, resp.status_code)
+        text = self.read_text(source, *args, **kwargs)  # a Link, or a local file
+        href = source.href if isinstance(source, pystac.Link) else str(source)
+        return self._json_object(text.encode("utf-8"), href, None)
+
+    def _json_object(self, body: bytes, url: str, status: int | None) -> dict[str, Any]:
+        try:
+            value: Any = self.json_loads(body.decode("utf-8"))  # duplicate keys refused
+        except pystac.DuplicateObjectKeyError as err:
+            raise pystac.DuplicateObjectKeyError(f"{err} in {url}") from err
+        except RecursionError as err:
+            raise _not_json(url, status, body, "nested too deeply") from err
+        except ValueError as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            raise _not_json(url, status, body, str(err)[:120]) from err
+        if not isinstance(value, dict):
+            raise _not_json(url, status, body, f"JSON {type(value).__name__}")
+        return value
+
+    def _fetch(self, href: str, method: str | None = None,
+               headers: dict[str, str] | None = None,
+               parameters: dict[str, Any] | None = None) -> requests.Response:
+        """Send, retry, read the whole body (``resp.content``) and check the status."""
+        method = (method or "GET").upper()
+        if is_search(href):
+            # AxelGlobe documents only GET /search; POST may answer 405.
+            parameters = to_axelglobe_params(parameters)
+            method = "GET"
+        if method in ("POST", "PUT", "PATCH"):
+            request = requests.Request(method, href, headers=headers, json=parameters)
+        else:
+            request = requests.Request(method, href, headers=headers, params=parameters or {})
+        if self._req_modifier is not None:
+            request = self._req_modifier(request) or request
+
+        # Connections dropped mid-body surface after urllib3 has handed the response over
+        # (the body is read here), so the adapter's Retry never sees them. Re-issue the
+        # request under the same policy object: Retry.increment counts the read error
+        # (raising MaxRetryError when exhausted) and Retry.sleep backs off.
+        retry: Retry = self.retry
+        started = time.monotonic()
+        while True:
+            resp = self._send(request, method, href)
+            try:
+                resp._content = self._read_body(resp, method, href)
+                resp._content_consumed = True  # type: ignore[attr-defined]  # as requests does
+                break
+            except _DROPPED as err:
+                resp.close()
+                retry = self._again(retry, method, href, err, started)
+        if resp.status_code == 429:
+            self._raise_if_restricted(resp, href)
+        if not 200 <= resp.status_code < 300:
+            raise _status_error(resp, method, href)
+        return resp
+
+    def _send(self, request: requests.Request, method: str, href: str) -> requests.Response:
+        """One send (the adapter retries statuses and connection errors); body not read."""
+        try:
+            prepped = self.session.prepare_request(request)
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("%s %s Headers: %s", prepped.method, prepped.url,
+                             redact_headers(prepped.headers))
+            settings = self.session.merge_environment_settings(
+                prepped.url, proxies={}, stream=True, verify=True, cert=None
+            )
+            return self.session.send(prepped, timeout=self.timeout, **settings)
+        except AxelGlobeError:
+            raise  # auth errors (restricted, rejected, unconfigured) as themselves
+        except _DROPPED:
+            raise  # a redirect's or a 401's body broke: retried by the caller
+        except requests.RequestException as err:
+            raise _no_answer(method, href, err, self.timeout) from err
+
+    def _read_body(self, resp: requests.Response, method: str, href: str) -> bytes:
+        """The whole body as it arrives, within :attr:`deadline` s and the size limit."""
+        end = time.monotonic() + self.deadline
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            # read1 returns what has arrived (up to 64 KiB), so a server trickling bytes
+            # cannot hold one read open past the deadline.
+            chunk = resp.raw.read1(_CHUNK, decode_content=True)
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            chunks.append(chunk)
+            if size > MAX_RESPONSE_BYTES or time.monotonic() > end:
+                resp.close()
+                what = (f"more than {MAX_RESPONSE_BYTES:,} bytes" if size > MAX_RESPONSE_BYTES
+                        else f"only {size:,} bytes in {self.deadline:g} s")
+                raise APIRequestError(
+                    f"{method} {href}: the answer (HTTP {resp.status_code}) came too slowly "
+                    f"or too big: {what}. Try again later (a slow network: "
+                    "ag.open(deadline=seconds))", status=resp.status_code, url=resp.url or href)
+
+    def _again(self, retry: Retry, method: str, href: str, err: Exception,
+               started: float) -> Retry:
+        """The policy after a body broke mid-way (slept), or an error when it is spent."""
+        try:
+            retry = retry.increment(method, href, error=ProtocolError(str(err)))
+        except MaxRetryError as exhausted:
+            raise APIRequestError(
+                f"{method} {href}: the connection kept dropping mid-response "
+                f"({exhausted.reason}); try again later", url=href) from err
+        if time.monotonic() - started > self.deadline:
+            raise APIRequestError(
+                f"{method} {href}: no complete answer within {self.deadline:g} s (the "
+                "connection kept dropping mid-response); try again later", url=href) from err
+        logger.debug("%s %s: connection dropped mid-body, retrying", method, href)
+        retry.sleep()
+        return retry
+
+    def _raise_if_restricted(self, resp: requests.Response, href: str) -> None:
+        # Only AxelGlobe's own origins can restrict this client (_retry.restriction_until);
+        # a 429 from anywhere else is that host's problem, reported as an APIRequestError.
+        auth = self.session.auth
+        settings = getattr(auth, "settings", None)
+        if settings is None:
+            return
+        until = restriction_until(429, resp.url or href, resp.headers.get("Retry-After"),
+                                  api_url=settings.api_url, token_url=settings.token_url,
+                                  now=time.time())
+        if until is not None:  # remembered for every thread and process
+            raise auth.provider.record_restriction(until, status=429)  # type: ignore[union-attr]
+
+    def get_pages(
+        self,
+        url: str,
+        method: str | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Pages of a search or ``/features`` listing; ``next`` links keep the query.
+
+        AxelGlobe's ``next`` links may carry only ``?page=N``. The original parameters are
+        re-sent with the link's own query parameters (and body, if any) taking precedence.
+        The iteration ends at a page without new items or at a link already followed, and
+        fails after :attr:`max_pages` pages.
+
+        Raises:
+            APIRequestError: more than :attr:`max_pages` pages, or a page that is not one.
+        """
+        base = to_axelglobe_params(parameters) if is_search(url) else dict(parameters or {})
+        followed: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+        seen: set[tuple[Any, ...]] = set()
+        target, params = url, base
+        for number in itertools.count(1):
+            key = (target, tuple(sorted((k, str(v)) for k, v in params.items())))
+            if key in followed:  # a server that links a page to itself would loop forever
+                logger.warning("stopping: next link repeats an earlier page (%s)", target)
+                return
+            if number > self.max_pages:
+                raise APIRequestError(
+                    f"stopped after {self.max_pages:,} pages of {url}: its next links did not "
+                    "end. Narrow the search (bbox, datetime, filter), cap it with max_items=, "
+                    "or allow more pages with ag.open(max_pages=...)", url=target)
+            followed.add(key)
+            page = self.read_json(target, method="GET", parameters=params)
+            records = _records(page, target)
+            keys = {_record_key(record, number, i) for i, record in enumerate(records)}
+            if not keys - seen:  # empty, or only items already returned
+                if keys:
+                    logger.warning("stopping: page %d of %s repeats earlier items", number, url)
+                return
+            seen |= keys
+            yield page
+            following = _next_link(page, target)
+            if following is None:
+                return
+            target, params = following[0], {**base, **following[1]}
+
+    def stac_object_from_dict(
+        self,
+        d: dict[str, Any],
+        href: pystac.link.HREF | None = None,
+        root: Catalog | None = None,
+        preserve_dict: bool = True,
+    ) -> STACObject:
+        """As pystac-client's, after completing ``conformsTo`` and loading extension hooks."""
+        from .client import AxelGlobeClient
+
+        ensure_extension_hooks()
+        if identify_stac_object_type(d) == pystac.STACObjectType.CATALOG and not d.get(
+            "conformsTo"
+        ):
+            d = dict(d)
+            complete_conformance(d)
+        obj = super().stac_object_from_dict(d, href, root, preserve_dict)
+        if type(obj) is pystac_client.Client:
+            obj.__class__ = AxelGlobeClient
+        return obj
+
+
+__all__ = [
+    "AXELGLOBE_CONFORMS_TO",
+    "DEFAULT_DEADLINE",
+    "DEFAULT_MAX_PAGES",
+    "DEFAULT_TIMEOUT",
+    "MAX_RESPONSE_BYTES",
+    "AxelGlobeStacApiIO",
+    "check_timeout",
+    "complete_conformance",
+]
