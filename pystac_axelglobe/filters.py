@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from .errors import InvalidQueryError
+from .queryables import check_properties
 
 #: Geometry types AxelGlobe's ``S_INTERSECTS`` accepts (besides ``BBOX(...)``).
 SUPPORTED_GEOMETRY_TYPES: tuple[str, ...] = (
@@ -533,6 +534,7 @@ def validate_filter(filter: str | Mapping[str, Any], filter_lang: str | None = N
             "S_INTERSECTS(geometry, POINT(-50.38 -21.5))"
         ) from err
     _walk(tree)
+    check_properties(tree)  # a typo'd property would find nothing, silently
     if text is None:
         text = _spatial_upper(str(expr.to_text()))
     return text
