@@ -108,9 +108,11 @@ def test_cache_file_private_atomic_and_without_secret(
     assert stat.S_IMODE(provider.cache_folder.stat().st_mode) == 0o700
     text = provider.cache_path.read_text()
     assert "tok-1" in text and SECRET not in text and "client-1" not in provider.cache_path.name
-    # no temp file left behind by the atomic write
-    assert [p.suffix for p in provider.cache_folder.iterdir()
-            if not p.name.endswith(".lock")] == [".json"]
+    # no temp file left behind by the atomic write; the request log beside it is private too
+    files = sorted(p for p in provider.cache_folder.iterdir() if not p.name.endswith(".lock"))
+    assert [p.suffix for p in files] == [".issued", ".json"]
+    assert stat.S_IMODE(files[0].stat().st_mode) == 0o600
+    assert "tok-1" not in files[0].read_text() and SECRET not in files[0].read_text()
 
 
 @pytest.mark.parametrize("content", ["", "{", "[]", '{"version": 1, "access_token": 5}',
@@ -298,7 +300,7 @@ def test_parse_retry_after_http_date_in_the_past() -> None:
 def test_token_stale_on_arrival_is_refused(tmp_path: Path, mocked: responses.RequestsMock,
                                            expires_in: Any) -> None:
     mocked.post(TOKEN_URL, json=token_body(expires_in=expires_in))
-    with pytest.raises(APIRequestError, match="without a usable access_token/expires_in"):
+    with pytest.raises(AuthenticationError, match="200 without a usable token.*expires_in"):
         TokenProvider(make_settings(tmp_path), clock=FakeClock()).token()
 
 
