@@ -77,6 +77,10 @@ def post_credentials(settings: Settings, *, retry: Retry, timeout: tuple[float, 
                                 resp.is_redirect, _read_at_most(resp, MAX_TOKEN_RESPONSE))
         except requests.RequestException as err:
             failure = _unreachable(settings, err, limit)
+        if limit.expired:
+            # Cut off mid-answer: what was read may look complete (headers ended by EOF, a
+            # body without Content-Length) but is not the server's whole answer.
+            answer, failure = None, _unreachable(settings, None, limit)
     if answer is None:
         # Raised out here, not in the except block: no chained exception keeps requests'
         # frames alive, and with them the request body that holds the secret.
@@ -100,7 +104,8 @@ def _read_at_most(resp: requests.Response, limit: int) -> bytes | None:
     return bytes(data)
 
 
-def _unreachable(settings: Settings, err: requests.RequestException, limit: Deadline) -> str:
+def _unreachable(settings: Settings, err: requests.RequestException | None,
+                 limit: Deadline) -> str:
     url, client = settings.token_url, settings.client_id
     if limit.expired or limit.remaining() <= 0:
         return (f"the token endpoint {url} did not answer client {client!r} within "

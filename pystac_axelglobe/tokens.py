@@ -244,7 +244,8 @@ class TokenProvider:
         self._current: tuple[Token, float] | None = None
         self._hold_until = 0.0  # no proactive refresh attempt before this (after a failure)
         self._restricted_until = 0.0
-        self._issued: list[float] = []  # when tokens were requested (this process's view)
+        self._issued: list[float] = []  # when tokens were requested (without a log file)
+        self._unsaved: list[float] = []  # ... and those not yet written to the log file
         self._failure: _Failure | None = None
         self._file_ok = True
         self._lock = threading.RLock()
@@ -532,16 +533,20 @@ class TokenProvider:
             client_id=self.client_id)
 
     def _recent_requests(self, now: float, log: dict[str, Any] | None) -> list[float]:
-        # This process's requests and the log file's (other processes), within the window.
-        times = set(self._issued)
-        logged = (log or {}).get("issued")
-        if isinstance(logged, list):
-            times.update(_number(t) for t in logged[:64])
+        # The times of token requests within the window: the log file's (every process's)
+        # plus this process's not yet written there; without a file, this process's alone.
+        if log is None:
+            base = self._issued
+        else:
+            logged = log.get("issued")
+            base = [_number(t) for t in logged[:64]] if isinstance(logged, list) else []
         start = now - self.token_request_window
         # A time far in the future is damage, not a request: it must not block forever.
-        recent = sorted(t for t in times if start < t <= now + 60)
-        self._issued = recent[-max(64, self.max_token_requests):]
-        return self._issued
+        recent = sorted(t for t in [*base, *self._unsaved] if start < t <= now + 60)
+        recent = recent[-max(64, self.max_token_requests):]
+        if log is None:
+            self._issued, self._unsaved = recent, []
+        return recent
 
     def _restricted_error(self, until: float, status: int | None) -> RestrictedError:
         when = dt.datetime.fromtimestamp(until, dt.timezone.utc)
@@ -572,7 +577,7 @@ class TokenProvider:
         answer = post_credentials(self.settings, retry=self._retry, timeout=self.timeout,
                                   deadline=self.deadline)
         if answer.status == 200:
-            self._issued.append(issued_at)  # issued, even if the answer turns out unusable
+            self._unsaved.append(issued_at)  # issued, even if the answer turns out unusable
             read = read_token(answer.body)
             if isinstance(read, str):
                 raise AuthenticationError(
@@ -622,6 +627,7 @@ class TokenProvider:
             self._cache.write(state)
             if log is not None:
                 self._log.write(self._log_state(now, log))
+                self._unsaved = []
         except OSError as err:
             self._disable_file(err)
 
