@@ -480,7 +480,8 @@ def test_symlinked_cache_file_is_neither_trusted_nor_written_through(
     provider = TokenProvider(settings_for(endpoint.url("/oauth/token"), tmp_path))
     provider.cache_folder.mkdir(mode=0o700, parents=True)
     target = tmp_path / "target.json"
-    planted = json.dumps({"version": 1, "access_token": "planted", "expires_at": 4e9})
+    planted = json.dumps({"version": 1, "access_token": "planted",
+                          "expires_at": time.time() + 3600})
     target.write_text(planted)
     provider.cache_path.symlink_to(target)
     assert provider.cached() == (None, 0.0)
@@ -505,13 +506,18 @@ def test_fifo_in_the_cache_folder_does_not_hang(endpoint: Server, tmp_path: Path
     assert stat.S_ISREG(fifo.stat().st_mode)  # replaced by the cache file
 
 
+IN_AN_HOUR = str(int(time.time()) + 3600).encode()
+
+
 @pytest.mark.parametrize("content", [
     b"[" * 100_000,  # nesting: was a RecursionError while holding the lock
     b'{"version": 1, "access_token": ' + b"[" * 20_000 + b"]" * 20_000 + b"}",
-    b'{"version": 1, "access_token": "tok\\r\\nX-Injected: 1", "expires_at": 4e9}',
-    b'{"version": 1, "access_token": "planted", "expires_at": 4e9, "pad": "'
+    # a token that would inject a header, planted (it was sent as is)
+    b'{"version": 1, "access_token": "tok\\r\\nX-Injected: 1", "expires_at": ' + IN_AN_HOUR
+    + b"}",
+    b'{"version": 1, "access_token": "planted", "expires_at": ' + IN_AN_HOUR + b', "pad": "'
     + b"x" * 70_000 + b'"}',  # over 64 KiB: not a cache file
-])
+], ids=["nested", "nested-value", "crlf-token", "oversized"])
 def test_garbage_cache_file_is_ignored(endpoint: Server, tmp_path: Path,
                                        content: bytes) -> None:
     provider = TokenProvider(settings_for(endpoint.url("/oauth/token"), tmp_path))
