@@ -11,7 +11,8 @@ The policies are urllib3 ``Retry`` objects (backoff, ``Retry-After`` honoured), 
 
 ============== ===================================================================
 :func:`search_retry`    API GETs of searches, collections, items (``ag.open()``)
-:func:`token_retry`     token requests: 5xx and dropped connections, never 4xx
+:func:`token_retry`     token requests: 5xx and dropped connections, never 4xx, stops
+                        at the request's deadline (:func:`with_deadline`)
 :func:`resolve_retry`   the authorised GET of an asset href that answers a redirect
 :func:`download_retry`  each storage transfer (its budget also bounded in time)
 ============== ===================================================================
