@@ -28,6 +28,7 @@ from typing import Any
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.poolmanager import ProxyManager
 
 _active = threading.local()
 
@@ -134,15 +135,25 @@ class _WatchedHTTPSPool(HTTPSConnectionPool):
 class DeadlineAdapter(HTTPAdapter):
     """An ``HTTPAdapter`` whose connections obey the :class:`Deadline` of their thread.
 
-    Without an active deadline it behaves as a plain ``HTTPAdapter``. (Connections through
-    a proxy are not watched; their retries still stop at a deadline-aware ``Retry``.)
+    Without an active deadline it behaves as a plain ``HTTPAdapter``. Connections through an
+    HTTP(S) proxy are watched too (through SOCKS they are not; a deadline-aware ``Retry``
+    still stops their retries).
     """
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         """As ``HTTPAdapter.init_poolmanager``, with watched connection pools."""
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool,
-                                                   "https": _WatchedHTTPSPool}
+        self.poolmanager.pool_classes_by_scheme = _WATCHED
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        """As ``HTTPAdapter.proxy_manager_for``; an HTTP(S) proxy's connections are watched."""
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if isinstance(manager, ProxyManager):  # not SOCKS: its pools are its own
+            manager.pool_classes_by_scheme = _WATCHED
+        return manager
+
+
+_WATCHED = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
 
 __all__ = ["Deadline", "DeadlineAdapter", "active"]

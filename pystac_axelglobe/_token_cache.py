@@ -40,6 +40,20 @@ _VERSION = 1
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
+class CacheState(dict[str, Any]):
+    """A cache file's content; the repr shows the keys only (the token is a value).
+
+    Traceback printers show locals with their reprs: this one never shows a token.
+
+    Example:
+        >>> CacheState(access_token="secret-token", expires_at=1.0)
+        CacheState(keys=['access_token', 'expires_at'])
+    """
+
+    def __repr__(self) -> str:
+        return f"CacheState(keys={sorted(self)})"
+
+
 def load_json_object(data: bytes) -> dict[str, Any] | None:
     """``data`` parsed as a JSON object, or ``None``: invalid, not an object, nested too deep.
 
@@ -90,8 +104,11 @@ class CacheFile:
         # serialises its threads, and flock() then excludes other processes.
         return filelock.FileLock(self.lock_path, timeout=timeout, mode=0o600)
 
-    def read(self) -> dict[str, Any]:
-        """The file's content, or ``{}`` if it is absent, damaged or not safe to read."""
+    def read(self) -> CacheState:
+        """The file's content, or empty if it is absent, damaged or not safe to read."""
+        return CacheState(self._read())
+
+    def _read(self) -> dict[str, Any]:
         if not _is_private_folder(self.folder):
             return {}
         flags = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
@@ -210,5 +227,5 @@ def make_private_folder(path: Path) -> None:
         os.close(fd)
 
 
-__all__ = ["CACHE_KEYS", "MAX_CACHE_BYTES", "CacheFile", "load_json_object",
+__all__ = ["CACHE_KEYS", "MAX_CACHE_BYTES", "CacheFile", "CacheState", "load_json_object",
            "make_private_folder"]

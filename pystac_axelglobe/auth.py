@@ -181,7 +181,9 @@ class AxelGlobeAuth(AuthBase):
                 and getattr(request, "_body_position", None) is None):
             return r  # a streamed body (generator, pipe) that cannot be sent again
         try:
-            token = self.provider.refresh(sent[len("Bearer "):])
+            # The failed token travels as a BearerHeader (a str whose repr hides it): the
+            # frames below print it as <redacted> in tracebacks that show locals.
+            token = self.provider.refresh(BearerHeader(sent[len("Bearer "):]))
         except BaseException:
             r.close()  # the caller gets the exception, not the response: free the connection
             raise

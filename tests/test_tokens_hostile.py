@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import requests
 
+from pystac_axelglobe._retry import token_retry
 from pystac_axelglobe.auth import AxelGlobeAuth
 from pystac_axelglobe.emulator import Emulator
 from pystac_axelglobe.errors import (
@@ -306,7 +307,8 @@ def test_html_error_pages_are_clear_errors(tmp_path: Path, status: int,
                                            error: type[Exception]) -> None:
     page = b"<html><body>" + SECRET.encode() + b"\r\nBad Gateway</body></html>"
     with Server(lambda seen: (status, {"Content-Type": "text/html"}, page)) as endpoint:
-        provider = TokenProvider(settings_for(endpoint.url("/oauth/token"), tmp_path))
+        provider = TokenProvider(settings_for(endpoint.url("/oauth/token"), tmp_path),
+                                 retry=token_retry().new(backoff_factor=0))
         with pytest.raises(error) as info:
             provider.token()
     assert f"HTTP {status}" in str(info.value)
@@ -349,6 +351,21 @@ def test_trickling_token_endpoint_is_cut_at_the_deadline(tmp_path: Path) -> None
             provider.token()
         took = time.monotonic() - start
     assert took < 20  # without a deadline: a header line of 64 KiB at 5 bytes/s, 3.6 hours
+
+
+def test_silent_proxy_is_cut_at_the_deadline_too(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    with RawServer(silent) as proxy:
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", proxy.url.removesuffix("/oauth/token"))
+        provider = TokenProvider(settings_for("http://127.0.0.3:9/oauth/token", tmp_path),
+                                 timeout=(1, 30), deadline=2)
+        start = time.monotonic()
+        with pytest.raises(APIRequestError, match="did not answer .* within 2 s"):
+            provider.token()
+        assert time.monotonic() - start < 20  # not the 30 s read timeout
+        assert proxy.connections >= 1  # it did go through the proxy
 
 
 def test_threads_waiting_for_a_failing_request_share_its_failure(tmp_path: Path) -> None:
@@ -447,6 +464,22 @@ def test_failed_token_request_traceback_locals_hold_no_secret(tmp_path: Path,
     assert "_fetch" in report and "self = TokenProvider(" in report
     assert SECRET not in report
     assert err.__context__ is None and err.__cause__ is None
+
+
+def test_failed_401_refresh_traceback_shows_neither_secret_nor_token(
+        api_401: Server, tmp_path: Path) -> None:
+    replies = iter([token_reply(), (500, {}, b"oops")])
+    with Server(lambda seen: next(replies)) as endpoint:
+        auth = AxelGlobeAuth(settings=settings_for(endpoint.url("/oauth/token"), tmp_path,
+                                                   api_url=api_401.url("/stac")))
+        auth.provider._retry = token_retry().new(status=0, total=0)  # the 500 at once
+        with pytest.raises(APIRequestError, match="HTTP 500") as info:
+            requests.get(api_401.url("/stac"), auth=auth, timeout=30)
+    err = info.value
+    report = "".join(traceback.TracebackException(type(err), err, err.__traceback__,
+                                                  capture_locals=True).format())
+    assert "handle_401" in report and "_obtain" in report and "CacheState(keys=" in report
+    assert SECRET not in report and TOKEN not in report
 
 
 # --- the cache folder: links, FIFOs, garbage ------------------------------------------------
