@@ -132,6 +132,10 @@ class AxelGlobeAuth(AuthBase):
     def is_api_url(self, url: str) -> bool:
         """Whether ``url`` has the scheme, host and port of the API (and so gets the token).
 
+        Read as requests will send it, after preparing it (:func:`~.settings.split_as_sent`):
+        a backslash ends the host for requests (not for ``urlsplit``), so
+        ``http://evil.example<backslash>@<api host>/`` goes to ``evil.example``: not the API.
+
         Example:
             >>> auth = AxelGlobeAuth(client_id="me", api_url="http://127.0.0.1:8000/stac")
             >>> auth.is_api_url("http://127.0.0.1:8000/x"), auth.is_api_url("http://127.0.0.2:8000/x")
