@@ -11,7 +11,8 @@ The policies are urllib3 ``Retry`` objects (backoff, ``Retry-After`` honoured), 
 
 ============== ===================================================================
 :func:`search_retry`    API GETs of searches, collections, items (``ag.open()``)
-:func:`token_retry`     token requests: 5xx and dropped connections, never 4xx
+:func:`token_retry`     token requests: 5xx and dropped connections, never 4xx, stops
+                        at the request's deadline (:func:`with_deadline`)
 :func:`resolve_retry`   the authorised GET of an asset href that answers a redirect
 :func:`download_retry`  each storage transfer (its budget also bounded in time)
 ============== ===================================================================
@@ -28,7 +29,8 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import math
-from typing import Any
+import time
+from typing import Any, TypeVar
 
 from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
@@ -136,17 +138,63 @@ class AxelGlobeRetry(Retry):
         return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
+_T = TypeVar("_T", bound="_TokenRetry")
+
+
 class _TokenRetry(Retry):
-    """urllib3 ``Retry`` that never retries a 429 (a restriction) and caps Retry-After."""
+    """urllib3 ``Retry`` for token requests: no 429 retried, Retry-After and time capped.
+
+    It never retries a 429 (a restriction), and starts no attempt (and sleeps no longer)
+    than its ``deadline`` allows.
+
+    Args:
+        deadline: A ``time.monotonic()`` time after which it is exhausted (``None``: none).
+            Set per token request with :func:`with_deadline`.
+    """
 
     # urllib3 retries 413/429/503 carrying Retry-After even outside status_forcelist: a 429
     # from the token endpoint means "restricted", and asking again only prolongs it.
     RETRY_AFTER_STATUS_CODES = frozenset({503})
 
+    def __init__(self, *args: Any, deadline: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deadline = deadline
+
+    def new(self: _T, **kw: Any) -> _T:
+        """As ``Retry.new``, keeping the deadline."""
+        kw.setdefault("deadline", self.deadline)
+        return super().new(**kw)
+
+    def _left(self) -> float:
+        return math.inf if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+
+    def is_exhausted(self) -> bool:
+        """Out of attempts, or out of time."""
+        return super().is_exhausted() or self._left() <= 0
+
+    def get_backoff_time(self) -> float:
+        """urllib3's backoff, never past the deadline."""
+        return min(super().get_backoff_time(), self._left())
+
     def get_retry_after(self, response: Any) -> float | None:
-        """The server's Retry-After, at most :data:`MAX_RETRY_WAIT` seconds."""
+        """The server's Retry-After, at most :data:`MAX_RETRY_WAIT` s and the time left."""
         seconds = super().get_retry_after(response)
-        return None if seconds is None else min(seconds, MAX_RETRY_WAIT)
+        return None if seconds is None else min(seconds, MAX_RETRY_WAIT, self._left())
+
+
+def with_deadline(retry: Retry, deadline: float) -> Retry:
+    """``retry`` that gives up at ``deadline`` (``time.monotonic()``), if it can.
+
+    A :func:`token_retry` policy gets the deadline; any other ``Retry`` is returned as it
+    is (its own counts and backoff bound it).
+
+    Example:
+        >>> with_deadline(token_retry(), time.monotonic() - 1).is_exhausted()
+        True
+    """
+    if isinstance(retry, _TokenRetry):
+        return retry.new(deadline=deadline)
+    return retry
 
 
 def search_retry(backoff_factor: float = 0.25) -> Retry:
@@ -257,4 +305,5 @@ __all__ = [
     "restriction_until",
     "search_retry",
     "token_retry",
+    "with_deadline",
 ]

@@ -132,6 +132,10 @@ class AxelGlobeAuth(AuthBase):
     def is_api_url(self, url: str) -> bool:
         """Whether ``url`` has the scheme, host and port of the API (and so gets the token).
 
+        Read as requests will send it, after preparing it (:func:`~.settings.split_as_sent`):
+        a backslash ends the host for requests (not for ``urlsplit``), so
+        ``http://evil.example<backslash>@<api host>/`` goes to ``evil.example``: not the API.
+
         Example:
             >>> auth = AxelGlobeAuth(client_id="me", api_url="http://127.0.0.1:8000/stac")
             >>> auth.is_api_url("http://127.0.0.1:8000/x"), auth.is_api_url("http://127.0.0.2:8000/x")
@@ -181,7 +185,9 @@ class AxelGlobeAuth(AuthBase):
                 and getattr(request, "_body_position", None) is None):
             return r  # a streamed body (generator, pipe) that cannot be sent again
         try:
-            token = self.provider.refresh(sent[len("Bearer "):])
+            # The failed token travels as a BearerHeader (a str whose repr hides it): the
+            # frames below print it as <redacted> in tracebacks that show locals.
+            token = self.provider.refresh(BearerHeader(sent[len("Bearer "):]))
         except BaseException:
             r.close()  # the caller gets the exception, not the response: free the connection
             raise

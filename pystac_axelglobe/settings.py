@@ -9,11 +9,15 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import SplitResult, urlsplit
+
+import requests
 
 from .errors import ConfigurationError
 
@@ -59,17 +63,41 @@ def receiving_cache_dir(sent: str | os.PathLike[str]) -> Path:
     return Path(local).expanduser() if local else path
 
 
+def split_as_sent(url: str) -> SplitResult:
+    r"""``url`` split as requests will send it: parsed and normalised the way it prepares URLs.
+
+    Python's ``urlsplit`` and requests (urllib3) disagree on some URLs: for
+    ``http://evil.example\@127.0.0.1/`` ``urlsplit`` finds the host ``127.0.0.1`` while
+    requests connects to ``evil.example``. Every decision about where a URL goes (loopback,
+    same origin) is taken on requests' reading. A URL requests cannot prepare splits as
+    empty: it cannot be sent either.
+
+    Example:
+        >>> split_as_sent("http://evil.example\\@127.0.0.1:8000/").hostname
+        'evil.example'
+        >>> split_as_sent("HTTPS://B\u00dcCHER.example/x").hostname
+        'xn--bcher-kva.example'
+    """
+    prepared = requests.PreparedRequest()
+    try:
+        prepared.prepare_url(url, None)
+    except (requests.RequestException, ValueError):  # InvalidURL, MissingSchema, IDNA
+        return urlsplit("")
+    return urlsplit(prepared.url or "")
+
+
 def is_loopback(url: str) -> bool:
     """Whether ``url`` points at this machine (where plain HTTP is acceptable).
 
-    Decided by parsing the host as an IP address (``127.0.0.0/8``, ``::1``) or the exact
-    name ``localhost``, never by a prefix: ``127.evil.example`` is a name anyone can own.
+    Decided by parsing the host (as requests will connect to it) as an IP address
+    (``127.0.0.0/8``, ``::1``) or the exact name ``localhost``, never by a prefix:
+    ``127.evil.example`` is a name anyone can own.
 
     Example:
         >>> is_loopback("http://127.0.0.2:8000/x"), is_loopback("http://127.evil.example")
         (True, False)
     """
-    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    host = (split_as_sent(url).hostname or "").lower().rstrip(".")
     if host == "localhost":
         return True
     try:
@@ -78,14 +106,15 @@ def is_loopback(url: str) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=512)  # on every request of an auth: parsing costs ~40 us
 def url_origin(url: str) -> tuple[str, str, int]:
-    """The (scheme, host, port) of ``url``, as a browser or requests compares origins.
+    """The (scheme, host, port) ``url`` is sent to by requests (see :func:`split_as_sent`).
 
     Example:
         >>> url_origin("HTTPS://API.example/stac") == url_origin("https://api.example:443/x")
         True
     """
-    parts = urlsplit(url)
+    parts = split_as_sent(url)
     scheme = parts.scheme.lower()
     try:
         port = parts.port
@@ -99,6 +128,17 @@ class Settings:
     """Where and as whom to talk to AxelGlobe. The secret never appears in the repr.
 
     Build one with :meth:`from_env`; fields left ``None`` there come from the environment.
+
+    **A pickled Settings carries no client secret** (pickles travel: dask graphs, caches,
+    logs): it unpickles with ``client_secret=None``, as a pickled
+    :class:`~pystac_axelglobe.auth.AxelGlobeAuth` does. In-process copies
+    (:func:`copy.copy`, :func:`copy.deepcopy`) are the same immutable object, secret included.
+
+    Example:
+        >>> import pickle
+        >>> s = Settings.from_env(client_id="me", client_secret="s3cret")
+        >>> pickle.loads(pickle.dumps(s)).client_secret is None
+        True
     """
 
     client_id: str | None = None
@@ -144,11 +184,24 @@ class Settings:
         settings.check_urls()
         return settings
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Every field but the secret (see the class docstring).
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        fields["client_secret"] = None
+        return (_unpickle_settings, (fields,))
+
+    def __copy__(self) -> Settings:
+        return self  # frozen: a copy is indistinguishable (and keeps the secret)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Settings:
+        return self
+
     def check_urls(self) -> None:
         """Refuse URLs that are not http(s), and plain HTTP to anything but loopback."""
         for name, url in (("api_url", self.api_url), ("token_url", self.token_url)):
-            scheme = urlsplit(url).scheme
-            if scheme not in ("http", "https") or not urlsplit(url).hostname:
+            parts = split_as_sent(url)
+            scheme = parts.scheme
+            if scheme not in ("http", "https") or not parts.hostname:
                 raise ConfigurationError(
                     f"{name} {url!r} is not an http(s) URL; pass a full URL such as "
                     f"{DEFAULT_API_URL if name == 'api_url' else DEFAULT_TOKEN_URL!r}"
@@ -171,3 +224,7 @@ class Settings:
             )
         assert self.client_id is not None and self.client_secret is not None
         return self.client_id, self.client_secret
+
+
+def _unpickle_settings(fields: dict[str, Any]) -> Settings:
+    return Settings(**fields)

@@ -11,10 +11,26 @@ endpoint only when none of them can serve:
 3. the token endpoint (JSON client-credentials body), over a private session that retries
    5xx answers and dropped connections with backoff (urllib3 ``Retry``).
 
+Bounds, so that no misbehaving server can storm the endpoint or hang a call:
+
+- **Token budget**: besides the refresh of a token about to expire, at most
+  :data:`MAX_TOKEN_REQUESTS` tokens are requested per credential within
+  :data:`TOKEN_REQUEST_WINDOW` seconds, counted across threads and processes in a log file
+  beside the cache (``<hash>.issued``, kept by :meth:`TokenProvider.clear`). An API that
+  rejects every token with 401 thus costs a few token requests, then each call fails with
+  :class:`~pystac_axelglobe.errors.AuthenticationError` saying until when.
+- **Deadline**: one token request, retries and a server trickling bytes included, ends
+  within :data:`DEFAULT_DEADLINE` seconds; a failure is shared for :data:`FAILURE_HOLD`
+  seconds with the threads and processes that waited for it, instead of each repeating it.
+- **Answers**: only a JSON object of at most :data:`MAX_TOKEN_RESPONSE` bytes with a
+  header-safe ``access_token`` and a sane ``expires_in`` is a token; anything else is an
+  ``AuthenticationError`` that never quotes the token or the secret.
+
 A restriction (HTTP 429 or 403 from the token endpoint) is written to the cache file too,
 so no thread or process sends a token request until it ends; they raise
 :class:`~pystac_axelglobe.errors.RestrictedError` saying until when. The cache folder is
-created 0700 and the files 0600; they hold the token and its expiry, never the secret.
+created 0700 and the files 0600 (see :mod:`._token_cache`); they hold the token and its
+expiry, never the secret.
 
 Example:
     >>> provider = TokenProvider.shared(Settings.from_env())  # doctest: +SKIP
@@ -26,21 +42,17 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import json
 import logging
 import math
 import os
-import secrets
 import threading
 import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import filelock
-import requests
-from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from ._retry import (
@@ -49,6 +61,16 @@ from ._retry import (
     parse_retry_after,
     restriction_until,
     token_retry,
+)
+from ._token_cache import CacheFile
+from ._token_endpoint import (
+    DEFAULT_TOKEN_LIFETIME,
+    MAX_TOKEN_LIFETIME,
+    MAX_TOKEN_RESPONSE,
+    header_safe,
+    post_credentials,
+    read_token,
+    refusal,
 )
 from .errors import APIRequestError, AuthenticationError, ConfigurationError, RestrictedError
 from .settings import ENV_CACHE_DIR, ENV_CLIENT_SECRET, Settings
@@ -59,15 +81,25 @@ logger = logging.getLogger(__name__)
 DEFAULT_REFRESH_MARGIN = 300.0
 #: ... or this fraction of its lifetime, whichever is smaller (so 4 s tokens work too).
 DEFAULT_REFRESH_FRACTION = 0.25
-#: A cached token said to live longer than this (a year) is taken as garbage.
-MAX_TOKEN_LIFETIME = 366 * 86400.0
-#: How long to wait for another thread or process that is fetching the token.
-DEFAULT_LOCK_TIMEOUT = 300.0
-#: (connect, read) timeouts of one token request.
+#: Tokens requested per credential within :data:`TOKEN_REQUEST_WINDOW`, beyond which no more
+#: are requested (refreshes of a token about to expire do not count against it). AxelGlobe's
+#: threshold is unknown ("a handful a minute is already too many"): 3 per 10 minutes covers
+#: a first token, a revoked one and a logout, and stays far below any plausible rule.
+MAX_TOKEN_REQUESTS = 3
+#: The sliding window of :data:`MAX_TOKEN_REQUESTS`, in seconds.
+TOKEN_REQUEST_WINDOW = 600.0
+#: (connect, read) timeouts of each socket operation of a token request.
 DEFAULT_TIMEOUT = (10.0, 30.0)
+#: The limit of one token request, in seconds: retries, backoff and a trickling answer
+#: included (a silent endpoint fails in 1.5 minutes, not 5 x 30 s plus backoff).
+DEFAULT_DEADLINE = 90.0
+#: After a failed token request, the threads and processes that waited for it fail with the
+#: same error for this many seconds instead of each sending (and waiting) again.
+FAILURE_HOLD = 10.0
+#: How long to wait for another process that holds the cache lock, beyond the deadline.
+_LOCK_SLACK = 30.0
 #: After a failed proactive refresh, keep using the still-valid token this long before retrying.
 _REFRESH_HOLD = 5.0
-_CACHE_VERSION = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,8 +139,7 @@ _SHARED_LOCK = threading.Lock()
 
 
 def _after_fork_in_child() -> None:
-    # A lock held by another thread at fork time stays held forever in the child, and a
-    # connection pool must not be shared with the parent: renew both.
+    # A lock held by another thread at fork time stays held forever in the child: renew.
     global _SHARED_LOCK
     _SHARED_LOCK = threading.Lock()
     for provider in list(_PROVIDERS):
@@ -128,6 +159,22 @@ def _iso(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat(timespec="seconds")
 
 
+class _Failure(NamedTuple):
+    """A failed token request, held for the threads and processes that waited for it."""
+
+    until: float
+    kind: str  # "APIRequestError" or "AuthenticationError"
+    message: str
+    status: int | None
+
+    def error(self, client_id: str, url: str) -> APIRequestError | AuthenticationError:
+        text = (f"{self.message} [a token request failed moments ago; not asked again "
+                f"before {_iso(self.until)}]")
+        if self.kind == "AuthenticationError":
+            return AuthenticationError(text, client_id=client_id, status=self.status)
+        return APIRequestError(text, status=self.status, url=url)
+
+
 class TokenProvider:
     """Valid bearer tokens for one credential, fetched as rarely as the API allows.
 
@@ -143,6 +190,13 @@ class TokenProvider:
             4-second tokens 1 second early.
         clock: Epoch-seconds clock (tests pass a fake one).
         retry: Retry policy of token requests (default: ``_retry.token_retry()``).
+        timeout: (connect, read) seconds of each socket operation (:data:`DEFAULT_TIMEOUT`).
+        deadline: Seconds one token request may take, retries included
+            (:data:`DEFAULT_DEADLINE`).
+        max_token_requests: Tokens requested per ``token_request_window`` seconds beyond
+            the refreshes of expiring ones (:data:`MAX_TOKEN_REQUESTS`,
+            :data:`TOKEN_REQUEST_WINDOW`).
+        token_request_window: See ``max_token_requests``.
 
     Example:
         >>> provider = TokenProvider(Settings.from_env(client_id="me", client_secret="s"))
@@ -157,30 +211,44 @@ class TokenProvider:
         refresh_margin: float | None = None,
         clock: Callable[[], float] = time.time,
         retry: Retry | None = None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        deadline: float = DEFAULT_DEADLINE,
+        max_token_requests: int = MAX_TOKEN_REQUESTS,
+        token_request_window: float = TOKEN_REQUEST_WINDOW,
     ) -> None:
         self.settings = settings if settings is not None else Settings.from_env()
         if not self.settings.client_id:
             self.settings.require_credentials()  # raises, naming the missing variables
-        if refresh_margin is not None and refresh_margin < 0:
-            raise ConfigurationError(f"refresh_margin must be >= 0 seconds, not {refresh_margin}")
+        _check_limits(refresh_margin, timeout, deadline, max_token_requests,
+                      token_request_window)
         self.client_id: str = self.settings.client_id or ""
         self._margin = refresh_margin
         self._clock = clock
         self._retry = retry if retry is not None else token_retry()
+        self.timeout = timeout
+        self.deadline = deadline
+        self.max_token_requests = max_token_requests
+        self.token_request_window = token_request_window
         key = "\n".join((self.settings.token_url, self.client_id, self.settings.audience))
         digest = hashlib.sha256(key.encode()).hexdigest()[:32]
         #: The folder of token cache files (created 0700).
         self.cache_folder: Path = Path(self.settings.cache_dir) / "tokens"
+        self._cache = CacheFile(self.cache_folder, digest)
+        # Times of recent token requests (and a failure to share), kept apart from the
+        # token so that clear() (logout) forgets the token but not how often one was asked.
+        self._log = CacheFile(self.cache_folder, digest, ".issued")
         #: The token cache file of this credential (0600; token and expiry, no secret).
-        self.cache_path: Path = self.cache_folder / f"{digest}.json"
-        self._lock_path = self.cache_folder / f"{digest}.lock"
+        self.cache_path: Path = self._cache.path
+        self._lock_path = self._cache.lock_path
         # (token, refresh_at): one attribute, so the fast path reads a consistent pair.
         self._current: tuple[Token, float] | None = None
         self._hold_until = 0.0  # no proactive refresh attempt before this (after a failure)
         self._restricted_until = 0.0
+        self._issued: list[float] = []  # when tokens were requested (without a log file)
+        self._unsaved: list[float] = []  # ... and those not yet written to the log file
+        self._failure: _Failure | None = None
         self._file_ok = True
         self._lock = threading.RLock()
-        self._session: requests.Session | None = None
         _PROVIDERS.add(self)
 
     # -- construction -------------------------------------------------------------------
@@ -212,15 +280,18 @@ class TokenProvider:
             return provider
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Locks and sessions do not pickle, and the secret must not travel: rebuild from
-        # the settings without it (the receiving side reads AXELGLOBE_CLIENT_SECRET).
-        fields = dataclasses.asdict(self.settings)
+        # Locks do not pickle, and the secret must not travel: rebuild from the settings
+        # without it (the receiving side reads AXELGLOBE_CLIENT_SECRET).
+        fields = {f.name: getattr(self.settings, f.name)
+                  for f in dataclasses.fields(self.settings)}
         fields["client_secret"] = None
-        return (_unpickle_provider, (fields, self._margin))
+        options = {"timeout": self.timeout, "deadline": self.deadline,
+                   "max_token_requests": self.max_token_requests,
+                   "token_request_window": self.token_request_window}
+        return (_unpickle_provider, (fields, self._margin, options))
 
     def _after_fork(self) -> None:
         self._lock = threading.RLock()
-        self._session = None
 
     def __repr__(self) -> str:
         return (f"TokenProvider(client_id={self.client_id!r}, "
@@ -233,9 +304,11 @@ class TokenProvider:
 
         Raises:
             RestrictedError: AxelGlobe restricts this client and no valid token is cached.
-            AuthenticationError: The token endpoint rejected the credentials.
+            AuthenticationError: The token endpoint rejected the credentials or answered
+                no usable token, or the token budget (:data:`MAX_TOKEN_REQUESTS`) is spent.
             ConfigurationError: A token must be fetched but no secret is configured.
-            APIRequestError: The token endpoint kept failing (5xx, no connection).
+            APIRequestError: The token endpoint kept failing (5xx, no connection, no
+                answer within the deadline).
 
         Example:
             >>> TokenProvider.shared(Settings.from_env()).token().expires_at  # doctest: +SKIP
@@ -256,7 +329,8 @@ class TokenProvider:
         """A new token after the API rejected ``failed`` with 401.
 
         Fetches only if ``failed`` is still the current token in memory and in the cache
-        file: N threads (or processes) that saw one token fail cause one fetch.
+        file: N threads (or processes) that saw one token fail cause one fetch, and each
+        token causes at most one. Fetches count against the token budget.
 
         Example:
             >>> p = TokenProvider.shared(Settings.from_env())  # doctest: +SKIP
@@ -268,7 +342,8 @@ class TokenProvider:
     def clear(self) -> None:
         """Forget the token (logout), in memory and in the cache file.
 
-        A recorded restriction is kept: forgetting it would only prolong it.
+        A recorded restriction and the log of recent token requests are kept: forgetting
+        them would only prolong the one and let logout/login loops defeat the other.
 
         Example:
             >>> TokenProvider.shared(Settings.from_env()).clear()  # doctest: +SKIP
@@ -280,15 +355,12 @@ class TokenProvider:
                 return
             try:
                 with self._file_lock():
-                    state = self._read_state()
-                    state.pop("access_token", None)
-                    state.pop("expires_at", None)
-                    state.pop("issued_at", None)
+                    state = self._cache.read()
                     if _restriction_of(state, self._clock()):
-                        self._write_state(state)
+                        self._cache.write({"restricted_until": state["restricted_until"]})
                     else:
-                        self.cache_path.unlink(missing_ok=True)
-            except OSError as err:
+                        self._cache.remove()
+            except (OSError, filelock.Timeout) as err:
                 logger.warning("could not clear the token cache %s: %s", self.cache_path, err)
 
     def record_restriction(self, until: float, *, status: int | None = None) -> RestrictedError:
@@ -310,11 +382,7 @@ class TokenProvider:
             if self._file_ok:
                 try:
                     with self._file_lock():
-                        state = self._read_state()
-                        self._restricted_until = max(
-                            self._restricted_until, _restriction_of(state, self._clock()))
-                        state["restricted_until"] = self._restricted_until
-                        self._save(state)
+                        self._save(self._cache.read())
                 except (OSError, filelock.Timeout) as err:
                     logger.warning("could not record the restriction in %s: %s",
                                    self.cache_path, err)
@@ -331,8 +399,8 @@ class TokenProvider:
             >>> token, until = TokenProvider.shared(Settings.from_env()).cached()  # doctest: +SKIP
         """
         now = self._clock()
-        state = self._read_state()
-        return self._token_from_state(state, now), _restriction_of(state, now)
+        state = self._cache.read()
+        return _token_from_state(state, now), _restriction_of(state, now)
 
     def check_restriction(self) -> None:
         """Raise :class:`RestrictedError` while a known restriction lasts (no I/O).
@@ -354,7 +422,7 @@ class TokenProvider:
     def _refresh_at(self, token: Token) -> float:
         margin = self._margin
         if margin is None:
-            lifetime = token.lifetime or 86400.0
+            lifetime = token.lifetime or DEFAULT_TOKEN_LIFETIME
             margin = min(DEFAULT_REFRESH_MARGIN, lifetime * DEFAULT_REFRESH_FRACTION)
         return token.expires_at - margin
 
@@ -377,17 +445,17 @@ class TokenProvider:
         except filelock.Timeout as err:
             raise APIRequestError(
                 f"another process has held the token cache lock {self._lock_path} for "
-                f"{DEFAULT_LOCK_TIMEOUT:.0f} s; try again, or point {ENV_CACHE_DIR} at "
+                f"{self._lock_timeout:.0f} s; try again, or point {ENV_CACHE_DIR} at "
                 "another folder", url=self.settings.token_url) from err
         except OSError as err:
             self._disable_file(err)
             return self._fetch_or_fallback(memory, failed, now, state=None)
         try:
-            state = self._read_state()
+            state = self._cache.read()
             now = self._clock()  # waiting for the lock may have taken a while
             # A restriction another process recorded holds here too (check_restriction).
             self._restricted_until = max(self._restricted_until, _restriction_of(state, now))
-            cached = self._token_from_state(state, now)
+            cached = _token_from_state(state, now)
             if self._usable(cached, failed, now):
                 assert cached is not None
                 return self._adopt(cached)
@@ -404,20 +472,24 @@ class TokenProvider:
         # will pass (restriction, 5xx), keep using it rather than failing the user's request.
         still_valid = (current is not None and current.access_token != failed
                        and now < current.expires_at)
+        if failed is not None:
+            reason = "rejected by a 401"
+        elif current is None:
+            reason = "none cached"
+        else:
+            reason = "expiring"
+        log = self._log.read() if state is not None else None
         try:
-            if now < self._restricted_until:
-                raise self._restricted_error(self._restricted_until, status=None)
-            if failed is not None:
-                reason = "rejected by a 401"
-            elif current is None:
-                reason = "none cached"
-            else:
-                reason = "expiring"
-            token = self._fetch(reason)
-        except (RestrictedError, APIRequestError, ConfigurationError) as err:
-            if isinstance(err, RestrictedError) and state is not None:
-                state["restricted_until"] = self._restricted_until
-                self._save(state)
+            self._may_fetch(reason, now, log)
+            try:
+                token = self._fetch(reason)
+            except (APIRequestError, AuthenticationError) as err:
+                self._failure = _Failure(now + FAILURE_HOLD, type(err).__name__, str(err),
+                                         getattr(err, "status", None))
+                raise
+        except (RestrictedError, APIRequestError, AuthenticationError, ConfigurationError) as err:
+            if state is not None and log is not None:
+                self._save(state, log)
             if still_valid:
                 assert current is not None
                 self._hold_until = now + _REFRESH_HOLD
@@ -426,11 +498,55 @@ class TokenProvider:
                                type(err).__name__, _iso(current.expires_at))
                 return current
             raise
-        if state is not None:
+        self._failure = None
+        if state is not None and log is not None:
             state.update(access_token=token.access_token, expires_at=token.expires_at,
                          issued_at=token.issued_at)
-            self._save(state)
+            self._save(state, log)
         return self._adopt(token)
+
+    def _may_fetch(self, reason: str, now: float, log: dict[str, Any] | None) -> None:
+        """Raise if no token request may be sent now: restriction, held failure, budget."""
+        if now < self._restricted_until:
+            raise self._restricted_error(self._restricted_until, status=None)
+        failure = self._failure
+        if failure is None or now >= failure.until:
+            failure = _failure_of(log or {}, now)
+        if failure is not None:
+            raise failure.error(self.client_id, self.settings.token_url)
+        recent = self._recent_requests(now, log)
+        # The refresh of an expiring token is what the token's lifetime asks for; every
+        # other request (first token, after a 401, after a logout) draws on the budget.
+        if reason == "expiring" or len(recent) < self.max_token_requests:
+            return
+        free_at = recent[-self.max_token_requests] + self.token_request_window
+        hint = ("the API rejects fresh tokens (401): check that AXELGLOBE_API_URL, "
+                "AXELGLOBE_TOKEN_URL and AXELGLOBE_AUDIENCE belong together"
+                if reason == "rejected by a 401" else
+                f"tokens are being discarded: let all processes share one token cache "
+                f"({ENV_CACHE_DIR}) and avoid logging out repeatedly")
+        raise AuthenticationError(
+            f"client {self.client_id!r} has requested {len(recent)} tokens in the last "
+            f"{self.token_request_window / 60:g} minutes ({reason} now); to keep AxelGlobe "
+            f"from restricting the client no more are requested before {_iso(free_at)}. "
+            f"Most likely {hint}; then try again after that time.",
+            client_id=self.client_id)
+
+    def _recent_requests(self, now: float, log: dict[str, Any] | None) -> list[float]:
+        # The times of token requests within the window: the log file's (every process's)
+        # plus this process's not yet written there; without a file, this process's alone.
+        if log is None:
+            base = self._issued
+        else:
+            logged = log.get("issued")
+            base = [_number(t) for t in logged[:64]] if isinstance(logged, list) else []
+        start = now - self.token_request_window
+        # A time far in the future is damage, not a request: it must not block forever.
+        recent = sorted(t for t in [*base, *self._unsaved] if start < t <= now + 60)
+        recent = recent[-max(64, self.max_token_requests):]
+        if log is None:
+            self._issued, self._unsaved = recent, []
+        return recent
 
     def _restricted_error(self, until: float, status: int | None) -> RestrictedError:
         when = dt.datetime.fromtimestamp(until, dt.timezone.utc)
@@ -445,121 +561,52 @@ class TokenProvider:
 
     # -- the token endpoint -------------------------------------------------------------
 
-    def _get_session(self) -> requests.Session:
-        # A private session: the user's session (its hooks, auth, adapters) never sees the
-        # secret, and the user's retries never apply to token requests.
-        if self._session is None:
-            session = requests.Session()
-            adapter = HTTPAdapter(max_retries=self._retry)
-            session.mount("https://", adapter)
-            session.mount("http://", adapter)
-            self._session = session
-        return self._session
-
     def _fetch(self, reason: str) -> Token:
-        settings = self.settings
-        if not settings.client_secret:
+        # No local here holds the secret (traceback tools print locals): the request body
+        # is built in _credentials() while the request is sent, and is gone afterwards.
+        if not self.settings.client_secret:
             raise ConfigurationError(
                 f"a token for client {self.client_id!r} must be fetched, but no client secret "
                 f"is configured: set {ENV_CLIENT_SECRET} (or pass client_secret=). A pickled "
-                "AxelGlobeAuth carries no secret; on another process it uses the token cache "
-                f"({ENV_CACHE_DIR}) or {ENV_CLIENT_SECRET}."
+                "AxelGlobeAuth carries no client secret; on another process it uses the token "
+                f"cache ({ENV_CACHE_DIR}) or {ENV_CLIENT_SECRET}."
             )
-        settings.check_urls()  # the secret travels over HTTPS only (HTTP to loopback only)
-        secret = settings.client_secret
-        body = {
-            "grant_type": "client_credentials",
-            "client_id": self.client_id,
-            "client_secret": secret,
-            "audience": settings.audience,
-        }
+        self.settings.check_urls()  # the secret travels over HTTPS only (HTTP to loopback only)
+        url = self.settings.token_url
         issued_at = self._clock()  # before sending: the server's clock starts no later
-        try:
-            resp = self._get_session().post(settings.token_url, json=body,
-                                            timeout=DEFAULT_TIMEOUT, allow_redirects=False)
-        except requests.RequestException as err:
-            raise APIRequestError(
-                f"could not reach the token endpoint {settings.token_url} for client "
-                f"{self.client_id!r} ({type(err).__name__}); check the network and "
-                "AXELGLOBE_TOKEN_URL, then try again", url=settings.token_url) from None
-        with resp:
-            status = resp.status_code
-            if status == 200:
-                token = self._parse_token(resp, issued_at)
-                logger.info("fetched a token for client %r from %s (%s); valid until %s",
-                            self.client_id, settings.token_url, reason,
-                            _iso(token.expires_at))
-                return token
-            until = restriction_until(status, settings.token_url,
-                                      resp.headers.get("Retry-After"), api_url=settings.api_url,
-                                      token_url=settings.token_url, now=self._clock())
-            if until is not None:
-                self._restricted_until = max(self._restricted_until, until)
-                logger.warning("client %r is restricted by AxelGlobe until %s (HTTP %d)",
-                               self.client_id, _iso(until), status)
-                raise self._restricted_error(until, status=status)
-            if status in (400, 401):
-                error, description = self._oauth_error(resp, secret)
+        answer = post_credentials(self.settings, retry=self._retry, timeout=self.timeout,
+                                  deadline=self.deadline)
+        if answer.status == 200:
+            self._unsaved.append(issued_at)  # issued, even if the answer turns out unusable
+            read = read_token(answer.body)
+            if isinstance(read, str):
                 raise AuthenticationError(
-                    f"the token endpoint rejected client {self.client_id!r}: HTTP {status} "
-                    f"{error}" + (f" ({description})" if description else "")
-                    + "; check AXELGLOBE_CLIENT_ID and AXELGLOBE_CLIENT_SECRET (retrying "
-                    "will not help)",
-                    client_id=self.client_id, status=status, oauth_error=error)
-            if resp.is_redirect:
-                # Not followed (allow_redirects=False): the secret goes to the configured URL
-                # only, never to wherever a response points.
-                raise APIRequestError(
-                    f"the token endpoint {settings.token_url} redirected (HTTP {status}); the "
-                    "client secret is never sent to a redirect target: set "
-                    "AXELGLOBE_TOKEN_URL to the token endpoint itself",
-                    status=status, url=settings.token_url)
-            raise APIRequestError(
-                f"the token endpoint {settings.token_url} answered HTTP {status} for client "
-                f"{self.client_id!r}" + (" after retries" if status >= 500 else "")
-                + "; try again later", status=status, url=settings.token_url)
-
-    def _parse_token(self, resp: requests.Response, issued_at: float) -> Token:
-        try:
-            data = resp.json()
-            access_token = data["access_token"]
-            expires_in = float(data.get("expires_in", 86400))
-            if not isinstance(access_token, str) or not access_token:
-                raise ValueError("empty access_token")
-            # A token that is stale on arrival would make every request fetch a new one.
-            if not (math.isfinite(expires_in) and expires_in >= 1):
-                raise ValueError("expires_in below 1 s")
-        except (ValueError, KeyError, TypeError, AttributeError) as err:
-            raise APIRequestError(
-                f"the token endpoint {self.settings.token_url} answered 200 without a usable "
-                f"access_token/expires_in ({type(err).__name__}); is AXELGLOBE_TOKEN_URL right?",
-                status=200, url=self.settings.token_url) from None
-        token_type = str(data.get("token_type", "Bearer"))
-        if token_type.lower() != "bearer":
-            raise APIRequestError(f"the token endpoint issued a {token_type!r} token, not a "
-                                  "Bearer token", status=200, url=self.settings.token_url)
-        return Token(access_token, expires_at=issued_at + expires_in, issued_at=issued_at)
-
-    @staticmethod
-    def _oauth_error(resp: requests.Response, secret: str) -> tuple[str, str]:
-        try:
-            data = resp.json()
-        except ValueError:
-            data = {}
-        if not isinstance(data, dict):
-            data = {}
-        error = str(data.get("error") or "invalid_client")[:100]
-        description = str(data.get("error_description") or "")[:300]
-        # Never echo the secret, even if the server does.
-        return error.replace(secret, "***"), description.replace(secret, "***")
+                    f"the token endpoint {url} answered HTTP 200 without a usable token for "
+                    f"client {self.client_id!r}: {read}; is AXELGLOBE_TOKEN_URL the OAuth "
+                    "token endpoint?", client_id=self.client_id, status=200)
+            token = Token(read[0], expires_at=issued_at + read[1], issued_at=issued_at)
+            logger.info("fetched a token for client %r from %s (%s); valid until %s",
+                        self.client_id, url, reason, _iso(token.expires_at))
+            return token
+        until = restriction_until(answer.status, url, answer.retry_after,
+                                  api_url=self.settings.api_url, token_url=url,
+                                  now=self._clock())
+        if until is not None:
+            self._restricted_until = max(self._restricted_until, until)
+            logger.warning("client %r is restricted by AxelGlobe until %s (HTTP %d)",
+                           self.client_id, _iso(until), answer.status)
+            raise self._restricted_error(until, status=answer.status)
+        raise refusal(answer, self.settings)
 
     # -- the cache file -----------------------------------------------------------------
 
+    @property
+    def _lock_timeout(self) -> float:
+        # The holder's fetch ends within the deadline; this is the backstop for a stuck one.
+        return self.deadline + _LOCK_SLACK
+
     def _file_lock(self) -> filelock.BaseFileLock:
-        _make_private_dir(self.cache_folder)
-        # A fresh lock object per acquisition: the thread lock already serialises this
-        # provider, and flock() then excludes other providers and processes.
-        return filelock.FileLock(self._lock_path, timeout=DEFAULT_LOCK_TIMEOUT, mode=0o600)
+        return self._cache.lock(self._lock_timeout)
 
     def _disable_file(self, err: OSError) -> None:
         self._file_ok = False
@@ -567,55 +614,77 @@ class TokenProvider:
                        "each process fetches its own. Set %s to a writable folder.",
                        self.cache_folder, err, ENV_CACHE_DIR)
 
-    def _read_state(self) -> dict[str, Any]:
+    def _save(self, state: dict[str, Any], log: dict[str, Any] | None = None) -> None:
+        # Write what this process knows into the files (under the file lock).
+        now = self._clock()
+        mine = self._restricted_until if now < self._restricted_until else 0.0
+        restricted = max(mine, _restriction_of(state, now))
+        if restricted:
+            state["restricted_until"] = restricted
+        else:
+            state.pop("restricted_until", None)
         try:
-            with open(self.cache_path, encoding="utf-8") as f:
-                state = json.load(f)
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as err:
-            logger.debug("ignoring unreadable token cache %s: %s", self.cache_path,
-                         type(err).__name__)
-            return {}
-        if not isinstance(state, dict) or state.get("version") != _CACHE_VERSION:
-            return {}
-        return state
-
-    @staticmethod
-    def _token_from_state(state: dict[str, Any], now: float) -> Token | None:
-        token, expires_at = state.get("access_token"), _number(state.get("expires_at"))
-        # An expiry no token endpoint would grant is a damaged file, not a token to trust
-        # (and beyond year 9999 it cannot even be printed).
-        if (not isinstance(token, str) or not token or not expires_at
-                or expires_at > now + MAX_TOKEN_LIFETIME):
-            return None
-        return Token(token, expires_at=expires_at, issued_at=_number(state.get("issued_at")))
-
-    def _save(self, state: dict[str, Any]) -> None:
-        try:
-            self._write_state(state)
+            self._cache.write(state)
+            if log is not None:
+                self._log.write(self._log_state(now, log))
+                self._unsaved = []
         except OSError as err:
             self._disable_file(err)
 
-    def _write_state(self, state: dict[str, Any]) -> None:
-        state["version"] = _CACHE_VERSION
-        state.pop("client_secret", None)  # never, whatever a caller put in
-        data = json.dumps(state).encode()
-        tmp = self.cache_path.with_name(
-            f".{self.cache_path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
-        # 0600 from creation (O_EXCL: never reuse a file someone else made), then an atomic
-        # rename: readers see the old file or the new one, never half of one.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                     0o600)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.cache_path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+    def _log_state(self, now: float, log: dict[str, Any]) -> dict[str, Any]:
+        entry: dict[str, Any] = {"issued": self._recent_requests(now, log)}
+        failure = self._failure
+        # Only an endpoint failure is shared with other processes; a rejected credential
+        # stays in this process (another may hold a corrected secret).
+        if failure is not None and now < failure.until and failure.kind == "APIRequestError":
+            entry["failed"] = {"until": failure.until, "message": failure.message,
+                               "status": failure.status}
+        return entry
+
+
+def _check_limits(margin: float | None, timeout: tuple[float, float], deadline: float,
+                  max_requests: int, window: float) -> None:
+    # Bad limits are a ConfigurationError when the provider is built, not a hang later.
+    def positive(value: float) -> bool:
+        return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+    problems = []
+    if margin is not None and not (margin == 0 or positive(margin)):
+        problems.append(f"refresh_margin must be >= 0 seconds, not {margin}")
+    if len(timeout) != 2 or not all(positive(t) for t in timeout):
+        problems.append(f"timeout must be two positive (connect, read) seconds, not {timeout}")
+    if not positive(deadline):
+        problems.append(f"deadline must be positive seconds, not {deadline}")
+    if not isinstance(max_requests, int) or isinstance(max_requests, bool) or max_requests < 1:
+        problems.append(f"max_token_requests must be an int >= 1, not {max_requests!r}")
+    if not positive(window):
+        problems.append(f"token_request_window must be positive seconds, not {window}")
+    if problems:
+        raise ConfigurationError("; ".join(problems))
+
+
+def _token_from_state(state: dict[str, Any], now: float) -> Token | None:
+    token, expires_at = state.get("access_token"), _number(state.get("expires_at"))
+    # An expiry no token endpoint would grant is a damaged file, not a token to trust
+    # (and beyond year 9999 it cannot even be printed); a token that cannot go into a
+    # header (CR/LF) is planted, not fetched.
+    if (not isinstance(token, str) or not header_safe(token) or not expires_at
+            or expires_at > now + MAX_TOKEN_LIFETIME):
+        return None
+    return Token(token, expires_at=expires_at, issued_at=_number(state.get("issued_at")))
+
+
+def _failure_of(log: dict[str, Any], now: float) -> _Failure | None:
+    # A failure another process recorded in the log file, while it is held.
+    failed = log.get("failed")
+    if not isinstance(failed, dict):
+        return None
+    until, message, status = _number(failed.get("until")), failed.get("message"), \
+        failed.get("status")
+    if not (now < until <= now + FAILURE_HOLD) or not isinstance(message, str):
+        return None
+    status = status if isinstance(status, int) and not isinstance(status, bool) else None
+    return _Failure(until, "APIRequestError", message[:1000], status)
 
 
 def _number(value: Any) -> float:
@@ -633,35 +702,25 @@ def _restriction_of(state: dict[str, Any], now: float) -> float:
     return until if now < until <= now + MAX_RESTRICTION else 0.0
 
 
-def _unpickle_provider(fields: dict[str, Any], margin: float | None) -> TokenProvider:
+_DEFAULT_OPTIONS = {"timeout": DEFAULT_TIMEOUT, "deadline": DEFAULT_DEADLINE,
+                    "max_token_requests": MAX_TOKEN_REQUESTS,
+                    "token_request_window": TOKEN_REQUEST_WINDOW}
+
+
+def _unpickle_provider(fields: dict[str, Any], margin: float | None,
+                       options: dict[str, Any] | None = None) -> TokenProvider:
     fields = dict(fields, client_secret=os.environ.get(ENV_CLIENT_SECRET, "").strip() or None)
     settings = Settings(**fields)
-    if margin is None:
+    options = options or {}
+    if margin is None and all(options.get(k, v) == v for k, v in _DEFAULT_OPTIONS.items()):
         return TokenProvider.shared(settings)
-    return TokenProvider(settings, refresh_margin=margin)
-
-
-def _make_private_dir(path: Path) -> None:
-    # mode applies at creation (minus the umask, which can only remove bits): 0700 from
-    # the start, no window in which others could list or enter the folder.
-    if not path.is_dir():
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return
-    info = path.stat()
-    if not hasattr(os, "getuid"):  # no owners to compare (Windows)
-        return
-    if info.st_uid != os.getuid():
-        # Its owner could read our token or plant one (a shared /tmp, say): never use it.
-        raise PermissionError(
-            f"the token cache folder {path} belongs to another user (uid {info.st_uid})")
-    # A folder of ours made by something else: tighten it.
-    if info.st_mode & 0o077:
-        logger.warning("token cache folder %s was readable by others; making it 0700", path)
-        path.chmod(0o700)
+    return TokenProvider(settings, refresh_margin=margin, **options)
 
 
 # Re-exported for callers of the earlier layout (the policy now lives in _retry).
 default_retry = token_retry
 
-__all__ = ["DEFAULT_REFRESH_MARGIN", "RESTRICTION_THRESHOLD", "Token", "TokenProvider",
-           "default_retry", "parse_retry_after"]
+__all__ = ["DEFAULT_DEADLINE", "DEFAULT_REFRESH_MARGIN", "MAX_TOKEN_LIFETIME",
+           "MAX_TOKEN_REQUESTS", "MAX_TOKEN_RESPONSE", "RESTRICTION_THRESHOLD",
+           "TOKEN_REQUEST_WINDOW", "Token", "TokenProvider", "default_retry",
+           "parse_retry_after"]

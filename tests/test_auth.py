@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import copy
+import http.server
 import logging
 import multiprocessing
 import pickle
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pystac_client
 import pytest
@@ -75,6 +78,82 @@ def test_storage_and_other_hosts_get_nothing() -> None:
         assert "Authorization" not in r.headers
         assert auth.handle_401 not in r.hooks["response"]
     assert auth.is_api_url("https://API.example.test:443/anything")
+
+
+@pytest.mark.parametrize(("api", "url", "expected"), [
+    (API, "HTTPS://API.EXAMPLE.TEST/x", True),  # scheme and host are case-insensitive
+    (API, "https://api.example.test:443/x", True),  # the default port, spelled out
+    (API, "http://api.example.test:443/x", False),
+    (API, "https://api.example.test:0443/x", True),
+    # urlsplit reads these as the API's host; requests connects elsewhere (or refuses)
+    (API, "https://evil.example.test\\@api.example.test/stac", False),
+    (API, "https://evil.example.test:443\\@api.example.test/stac", False),
+    (API, "https://api.example.test:443@evil.example.test/", False),
+    (API, "https://api.example.test\\@evil.example.test/", True),  # requests: the API host
+    (API, "https://api.example.test%2F@evil.example.test/", False),
+    (API, "//api.example.test/stac", False),
+    (API, "api.example.test/stac", False),
+    # IDNA: the Unicode and the punycode spelling are one host
+    ("https://b\u00fccher.example.test/stac", "https://xn--bcher-kva.example.test/x", True),
+    ("https://b\u00fccher.example.test/stac", "https://B\u00dcCHER.example.test/x", True),
+    ("https://xn--bcher-kva.example.test/stac", "https://b\u00fccher.example.test/x", True),
+    ("https://b\u00fccher.example.test/stac", "https://bucher.example.test/x", False),
+])
+def test_origin_is_read_as_requests_sends_the_url(api: str, url: str, expected: bool) -> None:
+    auth = AxelGlobeAuth(client_id="me", client_secret="never-used", api_url=api)
+    assert auth.is_api_url(url) is expected
+    if not expected:  # nothing is fetched or added for it, prepared or not
+        for r in (requests.Request("GET", url), requests.Request("GET", url, params={"a": 1})):
+            assert "Authorization" not in auth(r).headers
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """Answers 200 ``{}`` and keeps the headers of every request it gets."""
+
+    seen: list[dict[str, str]] = []
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        type(self).seen.append(dict(self.headers))
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def recorder() -> Iterator[http.server.HTTPServer]:
+    _Recorder.seen = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.3", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_raw_request_gets_the_token_only_where_requests_sends_it(
+        emulator: Emulator, recorder: http.server.HTTPServer) -> None:
+    # pystac-client calls its request_modifier on the raw requests.Request, before the
+    # session prepares it: the origin must be the one requests will connect to.
+    auth = AxelGlobeAuth(**kwargs_of(emulator))
+    api = urlsplit(emulator.api_url)
+    evil = f"127.0.0.3:{recorder.server_address[1]}"
+    trick = f"http://{evil}\\@{api.netloc}{api.path}/collections"
+    assert urlsplit(trick).netloc.endswith("@" + api.netloc)  # what urlsplit believes
+    with requests.Session() as session:
+        raw = auth(requests.Request("GET", trick))
+        assert "Authorization" not in raw.headers
+        assert session.send(session.prepare_request(raw), timeout=30).status_code == 200
+        assert len(_Recorder.seen) == 1 and "Authorization" not in _Recorder.seen[0]
+        # the API itself, spelled oddly, does get it (and answers)
+        for url in (f"HTTP://{api.netloc.upper()}{api.path}/collections",
+                    f"{emulator.api_url}/collections"):
+            raw = auth(requests.Request("GET", url))
+            assert "Authorization" in raw.headers
+            assert session.send(session.prepare_request(raw), timeout=30).status_code == 200
 
 
 def test_repr_shows_client_id_only() -> None:

@@ -108,9 +108,11 @@ def test_cache_file_private_atomic_and_without_secret(
     assert stat.S_IMODE(provider.cache_folder.stat().st_mode) == 0o700
     text = provider.cache_path.read_text()
     assert "tok-1" in text and SECRET not in text and "client-1" not in provider.cache_path.name
-    # no temp file left behind by the atomic write
-    assert [p.suffix for p in provider.cache_folder.iterdir()
-            if not p.name.endswith(".lock")] == [".json"]
+    # no temp file left behind by the atomic write; the request log beside it is private too
+    files = sorted(p for p in provider.cache_folder.iterdir() if not p.name.endswith(".lock"))
+    assert [p.suffix for p in files] == [".issued", ".json"]
+    assert stat.S_IMODE(files[0].stat().st_mode) == 0o600
+    assert "tok-1" not in files[0].read_text() and SECRET not in files[0].read_text()
 
 
 @pytest.mark.parametrize("content", ["", "{", "[]", '{"version": 1, "access_token": 5}',
@@ -298,7 +300,7 @@ def test_parse_retry_after_http_date_in_the_past() -> None:
 def test_token_stale_on_arrival_is_refused(tmp_path: Path, mocked: responses.RequestsMock,
                                            expires_in: Any) -> None:
     mocked.post(TOKEN_URL, json=token_body(expires_in=expires_in))
-    with pytest.raises(APIRequestError, match="without a usable access_token/expires_in"):
+    with pytest.raises(AuthenticationError, match="200 without a usable token.*expires_in"):
         TokenProvider(make_settings(tmp_path), clock=FakeClock()).token()
 
 
@@ -630,3 +632,81 @@ def test_a_cache_folder_of_another_user_is_never_used(
     assert emulator.counters.token_requests == before + 1
     assert list(folder.iterdir()) == []  # nothing written where its owner could read it
     assert "belongs to another user" in caplog.text and "memory only" in caplog.text
+
+
+# --- the token budget ------------------------------------------------------------------------
+
+
+def test_budget_caps_401_refreshes_and_slides(tmp_path: Path, mocked: responses.RequestsMock,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    for n in range(1, 10):
+        mocked.post(TOKEN_URL, json=token_body(f"tok-{n}"))
+    clock = FakeClock(1000.0)
+    provider = TokenProvider(make_settings(tmp_path), clock=clock)
+    assert provider.token().access_token == "tok-1"
+    assert provider.refresh("tok-1").access_token == "tok-2"
+    assert provider.refresh("tok-1").access_token == "tok-2"  # once per token: no fetch
+    assert provider.refresh("tok-2").access_token == "tok-3"
+    with pytest.raises(AuthenticationError, match="has requested 3 tokens in the last 10 "
+                       "minutes") as info:
+        provider.refresh("tok-3")
+    assert "1970-01-01T00:26:40" in str(info.value)  # when the first one leaves the window
+    # another provider (another process) on the same cache: the same budget
+    other = TokenProvider(make_settings(tmp_path), clock=clock)
+    with pytest.raises(AuthenticationError):
+        other.refresh("tok-3")
+    assert len(mocked.calls) == 3
+    clock.now = 1000.0 + 601  # the first request left the window
+    assert provider.refresh("tok-3").access_token == "tok-4"
+    assert len(mocked.calls) == 4
+
+
+def test_refreshes_of_expiring_tokens_do_not_draw_on_the_budget(
+        tmp_path: Path, mocked: responses.RequestsMock) -> None:
+    for n in range(1, 10):
+        mocked.post(TOKEN_URL, json=token_body(f"tok-{n}", 4))
+    clock = FakeClock(1000.0)
+    provider = TokenProvider(make_settings(tmp_path), clock=clock, max_token_requests=1)
+    assert provider.token().access_token == "tok-1"
+    for n in range(2, 7):  # 4 s tokens refreshed every 3 s: what their lifetime asks for
+        clock.now += 3.1
+        assert provider.token().access_token == f"tok-{n}"
+    with pytest.raises(AuthenticationError, match="rejected by a 401"):
+        provider.refresh("tok-6")  # a 401 refresh is not: the budget of 1 is spent
+    assert len(mocked.calls) == 6
+
+
+def test_logout_loops_do_not_reset_the_budget(tmp_path: Path,
+                                              mocked: responses.RequestsMock) -> None:
+    mocked.post(TOKEN_URL, json=token_body())
+    clock = FakeClock(1000.0)
+    outcomes = []
+    for _ in range(6):  # `axelglobe auth logout; axelglobe auth login`, in a loop
+        provider = TokenProvider(make_settings(tmp_path), clock=clock)
+        provider.clear()
+        try:
+            provider.token()
+            outcomes.append("token")
+        except AuthenticationError as err:
+            outcomes.append(str(err))
+        clock.now += 10
+    assert outcomes[:3] == ["token"] * 3
+    assert all("logging out repeatedly" in o for o in outcomes[3:])
+    assert len(mocked.calls) == 3
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"deadline": 0}, {"deadline": float("nan")}, {"timeout": (1, 0)}, {"timeout": (1,)},
+    {"max_token_requests": 0}, {"max_token_requests": 2.5}, {"token_request_window": -1},
+    {"refresh_margin": -1},
+])
+def test_bad_limits_are_configuration_errors(tmp_path: Path, kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError, match=next(iter(kwargs))):
+        TokenProvider(make_settings(tmp_path), **kwargs)
+
+
+def test_pickled_provider_keeps_its_limits(tmp_path: Path) -> None:
+    provider = TokenProvider(make_settings(tmp_path), deadline=5, max_token_requests=2)
+    back = pickle.loads(pickle.dumps(provider))
+    assert (back.deadline, back.max_token_requests) == (5, 2)
+    assert back.settings.client_secret is None
