@@ -27,6 +27,9 @@ pytestmark = [
 ]
 
 JAPAN_CAPTURE = "52eZg9k7rPEyYQGX"
+# Any free port: with None the scheduler still binds 8787, and fails (a warning, an error
+# here) while another cluster on the machine holds it.
+DASHBOARD = "127.0.0.1:0"
 
 
 def _archive(emu: Emulator) -> Archive:
@@ -58,7 +61,7 @@ def test_local_cluster_workers_share_the_parents_token(
             # workers on this machine need no secret at all: the cached token is enough
             monkeypatch.delenv("AXELGLOBE_CLIENT_SECRET")
         with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                                      host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster, \
+                                      host="127.0.0.1", dashboard_address=DASHBOARD) as cluster, \
                 distributed.Client(cluster) as client:
             pids = set(client.run(lambda: __import__("os").getpid()).values())
             assert len(pids) == 2
@@ -108,7 +111,8 @@ def test_workers_with_gdal_credentials_in_their_environment_send_none_to_storage
         try:
             ds = ag.load([item], bands=["red"], chunks={"x": 128, "y": 128})
             with distributed.LocalCluster(n_workers=1, processes=True, threads_per_worker=2,
-                                          host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster, \
+                                          host="127.0.0.1", dashboard_address=DASHBOARD
+                                          ) as cluster, \
                     distributed.Client(cluster) as client:
                 out = client.compute(ds).result()
         finally:
