@@ -18,6 +18,8 @@ import datetime as dt
 import json
 import logging
 import os
+import re
+import stat
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from . import __version__
+from ._redact import redact
 from .errors import AxelGlobeError, InvalidQueryError
 from .settings import ENV_CLIENT_SECRET, Settings
 
@@ -43,10 +46,36 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_COLLECTION = "grus-1"
 
 
+#: An error line longer than this is cut (an HTML error page can be megabytes long).
+MAX_ERROR_LENGTH = 500
+_TAG = re.compile(r"<[^>]{0,200}>")
+
+
 def _one_line(err: BaseException) -> str:
-    """The error's message on one line (DownloadError's message spans several)."""
-    text = " ".join(part.strip() for part in str(err).splitlines() if part.strip())
+    """The error's message on one line, without markup or secrets, of a readable length.
+
+    DownloadError's message spans several lines; a server's HTML error page ends up in
+    some messages: its text is kept, its tags are not.
+    """
+    text = redact(str(err))
+    if "<" in text and re.search(r"<(html|body|head|title|!doctype|h1|p)\b", text, re.I):
+        text = _TAG.sub(" ", text)
+    text = " ".join(text.split())
+    if len(text) > MAX_ERROR_LENGTH:
+        text = text[:MAX_ERROR_LENGTH - 3].rstrip() + "..."
     return text or type(err).__name__
+
+
+def _unexpected(err: Exception) -> str:
+    """One line for an exception the package did not wrap: still no traceback."""
+    if isinstance(err, ValueError) and "JSON" in type(err).__name__:
+        # pystac-client parses every answer as JSON; an HTML page or a proxy's error page
+        # ends up here.
+        return ("the server answered something that is not JSON (an HTML page, or a "
+                f"proxy's error page?): {_one_line(err)}. Check --api-url / "
+                "AXELGLOBE_API_URL; --verbose shows the traceback")
+    return (f"unexpected {type(err).__name__}: {_one_line(err)} (--verbose shows the "
+            "traceback; please report it)")
 
 
 def _reportable() -> tuple[type[BaseException], ...]:
@@ -66,12 +95,14 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except _reportable() as err:
+        except Exception as err:
             state = ctx.find_object(_State)
             if state is not None and state.verbose:
                 traceback.print_exc(file=sys.stderr)
-            # ClickException prints "Error: <message>" on stderr and exits with status 1.
-            raise click.ClickException(_one_line(err)) from err
+            # ClickException prints "Error: <message>" on stderr and exits with status 1:
+            # one line for every failure, foreseen (ours, the stack's) or not.
+            message = _one_line(err) if isinstance(err, _reportable()) else _unexpected(err)
+            raise click.ClickException(message) from err
 
 
 @dataclasses.dataclass
@@ -324,13 +355,73 @@ def _split_multi(values: Sequence[str]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
+#: The largest GeoJSON or ItemCollection file read (a mistaken path could name a disk image).
+MAX_JSON_FILE = 256 * 1024 * 1024
+#: Deeper JSON is refused: GeoJSON needs about 8 levels, a STAC ItemCollection a few more;
+#: a pathologically nested file would exhaust the recursion of the parsers behind us.
+MAX_JSON_DEPTH = 64
+
+
+def _depth_exceeds(data: Any, limit: int) -> bool:
+    """Whether ``data`` nests lists/dicts more than ``limit`` deep (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else (
+            value if isinstance(value, list) else ())
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def _read_json_file(path: Path, hint: str) -> Any:
+    """The JSON in ``path``, or a usage error saying what is wrong with the file.
+
+    Refused before parsing: anything but a regular file (a FIFO would block forever, a
+    device never end), more than :data:`MAX_JSON_FILE` bytes; then text that is not UTF-8,
+    HTML, invalid JSON, and nesting deeper than :data:`MAX_JSON_DEPTH`.
+    """
+    def bad(reason: str) -> click.BadParameter:
+        return click.BadParameter(f"{path} {reason}", param_hint=hint)
+
+    try:
+        # O_NONBLOCK: opening a FIFO for reading must not wait for a writer.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as err:
+        raise bad(f"cannot be opened: {err.strerror or err}") from err
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise bad("is not a regular file (a FIFO, a device or a socket?); give a file")
+        raw = handle.read(MAX_JSON_FILE + 1)
+    if len(raw) > MAX_JSON_FILE:
+        raise bad(f"is larger than {MAX_JSON_FILE // 2**20} MiB; give a smaller file")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise bad(f"is not UTF-8 text (a binary file?): byte {err.start} cannot be "
+                  "decoded") from err
+    if re.match(r"\s*<(!doctype|html|head|body|\?xml)", text, re.I):
+        raise bad("is an HTML or XML page, not JSON (saved from a browser?); give a GeoJSON "
+                  "or STAC JSON file")
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise bad(f"is nested more than {MAX_JSON_DEPTH} levels deep; that is no GeoJSON or "
+                  "STAC file") from None
+    except ValueError as err:
+        raise bad(f"is not valid JSON: {err}") from err
+    if _depth_exceeds(data, MAX_JSON_DEPTH):
+        raise bad(f"is nested more than {MAX_JSON_DEPTH} levels deep; that is no GeoJSON or "
+                  "STAC file")
+    return data
+
+
 def _read_geometry(path: Path) -> dict[str, Any]:
     """The geometry of a GeoJSON file: a geometry, a Feature or a FeatureCollection (union)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise click.BadParameter(f"cannot read GeoJSON from {path}: {err}",
-                                 param_hint="'--intersects'") from err
+    data = _read_json_file(path, "'--intersects'")
     if isinstance(data, dict) and data.get("type") == "Feature":
         data = data.get("geometry")
     elif isinstance(data, dict) and data.get("type") == "FeatureCollection":
@@ -349,6 +440,18 @@ def _read_geometry(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or "type" not in data:
         raise click.BadParameter(f"{path} is not GeoJSON", param_hint="'--intersects'")
     return dict(data)
+
+
+def _read_items(path: Path) -> list[pystac.Item]:
+    """The items of a saved ItemCollection (``axelglobe search --save FILE``)."""
+    import pystac
+
+    data = _read_json_file(path, "'ITEMS_FILE'")
+    try:
+        return list(pystac.ItemCollection.from_dict(data))
+    except Exception as err:  # pystac raises many types for a file that is not STAC
+        raise click.BadParameter(f"{path} is not a STAC ItemCollection: {_one_line(err)}",
+                                 param_hint="'ITEMS_FILE'") from err
 
 
 def _search_kwargs(*, collections: Sequence[str], ids: Sequence[str],
@@ -481,8 +584,6 @@ def download(state: _State, /, items_file: Path | None, assets: Sequence[str], d
     Complete files are skipped, interrupted ones resumed; each file written is printed with
     its size.
     """
-    import pystac
-
     searching = any(value not in (None, (), False) for value in flags.values())
     if items_file is not None and searching:
         raise click.UsageError("give an ItemCollection file or search flags, not both")
@@ -491,18 +592,19 @@ def download(state: _State, /, items_file: Path | None, assets: Sequence[str], d
             "give an ItemCollection file (from `axelglobe search --save FILE`) or search "
             "flags such as --capture-id or --bbox")
     keys = _split_multi(assets) or None
-    auth_ = state.auth()
+    # Every flag and the file are checked before the first token or API request.
+    items: list[pystac.Item] = []
+    kwargs: dict[str, Any] = {}
     if items_file is not None:
-        try:
-            items = list(pystac.ItemCollection.from_file(str(items_file)))
-        except Exception as err:  # pystac raises many types for a file that is not STAC
-            raise click.BadParameter(f"{items_file} is not a STAC ItemCollection: {err}",
-                                     param_hint="'ITEMS_FILE'") from err
+        items = _read_items(items_file)
     else:
+        kwargs = _search_kwargs(**flags)
+    auth_ = state.auth()
+    if items_file is None:
         from .client import open as ag_open
 
         client = ag_open(auth_.settings.api_url, auth=auth_)
-        items = list(client.search(**_search_kwargs(**flags)).item_collection())
+        items = list(client.search(**kwargs).item_collection())
     if not items:
         click.echo("No items: nothing to download.", err=True)
         return

@@ -14,7 +14,11 @@
   when the graph is built instead, so a lazy job that outlives the URLs would fail with 403.
 
 GDAL is configured so that storage never sees an ``Authorization`` header or a ``HEAD``
-request (S3-style presigned URLs refuse both): see :data:`GDAL_OPTIONS`.
+request (S3-style presigned URLs refuse both): see :data:`GDAL_OPTIONS`. GDAL options that
+would add credentials (``GDAL_HTTP_HEADERS``, ``GDAL_HTTP_USERPWD``...) are cancelled for
+these reads wherever they are set, and every storage request is bounded in time
+(:data:`pystac_axelglobe._gdal.READ_BOUNDS`; a slower limit can be set with
+``rasterio.Env(GDAL_HTTP_TIMEOUT=...)`` around ``load()``).
 
 Dask clusters:
     The driver goes into the dask graph. It pickles with the API/token URLs, the client id
@@ -44,7 +48,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import math
+import numbers
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -59,7 +66,9 @@ from odc.loader import RioDriver, RioReader
 from odc.loader._rio import rio_read
 from odc.stac._mdtools import StacAuxReader, StacMDParser
 
+from . import _gdal
 from . import assets as _assets
+from ._gdal import GDAL_OPTIONS
 from ._redact import redact
 from .auth import default_auth
 from .errors import AssetError, ConfigurationError
@@ -137,43 +146,6 @@ def _build_stac_cfg() -> dict[str, Any]:
 #: mask, ``tci_red``/``tci_green``/``tci_blue`` for the bands of ``tci`` (``tci.1``..``tci.3``
 #: work as well).
 GRUS1_STAC_CFG: dict[str, Any] = _build_stac_cfg()
-
-#: GDAL settings for reads from storage. The presigned URL authorises one GET; storage
-#: refuses HEAD (403) and any request with an ``Authorization`` header (400). Without
-#: ``CPL_VSIL_CURL_USE_HEAD=NO`` GDAL starts with a HEAD and, on its retry, may re-send
-#: credentials; ``EMPTY_DIR`` stops it probing for side-car files (``.aux.xml``, ``.ovr``),
-#: each a refused request; merging ranges saves round trips; ``GDAL_HTTP_NETRC=NO`` keeps a
-#: user's ``~/.netrc`` from adding Basic auth. GDAL retries 429/5xx on its own
-#: (``GDAL_HTTP_MAX_RETRY``).
-#:
-#: Requests per asset: with HEAD refused, GDAL learns the file size from a ``GET`` of the
-#: whole file that it cuts off after the headers (one per URL and process; nothing avoids
-#: it short of HEAD), then reads byte ranges. ``GDAL_INGESTED_BYTES_AT_OPEN`` makes its
-#: first range 64 KiB: the COG header and, for small files, all of it (one range instead of
-#: two). ``CPL_VSIL_CURL_HONOR_CACHE_CONTROL=NO``: a ``Cache-Control: no-cache`` from
-#: storage would make GDAL forget the file size between its stat and its open (a second
-#: whole-file GET) and re-download everything on every chunk read; the object behind a
-#: presigned URL never changes, so GDAL's per-process cache (keyed by that URL, 16 MB by
-#: default) is safe to use.
-GDAL_OPTIONS: dict[str, str] = {
-    "CPL_VSIL_CURL_HONOR_CACHE_CONTROL": "NO",
-    "CPL_VSIL_CURL_USE_HEAD": "NO",
-    "GDAL_INGESTED_BYTES_AT_OPEN": "65536",
-    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
-    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
-    "GDAL_HTTP_NETRC": "NO",
-    "GDAL_HTTP_MAX_RETRY": "3",
-    "GDAL_HTTP_RETRY_DELAY": "0.5",
-    "VSI_CACHE": "TRUE",
-}
-
-# Options that would attach credentials to storage requests: never passed on to GDAL.
-_CREDENTIAL_OPTIONS = frozenset({
-    "GDAL_HTTP_HEADERS", "GDAL_HTTP_HEADER_FILE", "GDAL_HTTP_AUTH", "GDAL_HTTP_USERPWD",
-    "GDAL_HTTP_BEARER", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-    "_aws",
-})
-
 
 # --------------------------------------------------------------------------- odc-stac config
 
@@ -266,8 +238,19 @@ def _auth_for(spec: _AuthSpec) -> AxelGlobeAuth:
 # URLs this process has opened once already (an LRU: only memory for the most recent ones).
 _OPENED: OrderedDict[str, None] = OrderedDict()
 _OPENED_MAX = 4096
-_OPENING: dict[str, threading.Lock] = {}
+_OPENING: dict[str, _Flight] = {}
 _OPENED_LOCK = threading.Lock()
+# A thread waiting for another's open of the same URL gives up waiting after this long and
+# opens it itself (the other's open is bounded by GDAL's read bounds, far below this).
+_FLIGHT_WAIT = 900.0
+
+
+class _Flight:
+    """One thread's open of a URL that other threads wait for; its error, if it failed."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.error = ""
 
 
 def _open_once(url: str) -> None:
@@ -277,24 +260,39 @@ def _open_once(url: str) -> None:
     file; GDAL caches its size and header per URL, but only once one open has finished:
     before that every thread sends its own whole-file size probe and header range. So the
     first open of a URL is single-flight; the others wait for it and then read from GDAL's
-    cache. Raises what :func:`rasterio.open` raises (the caller re-resolves the URL).
+    cache, or fail with its error at once (a silent storage server costs one timeout, not
+    one per waiting thread). Raises what :func:`rasterio.open` raises (the caller
+    re-resolves the URL).
     """
     with _OPENED_LOCK:
         if url in _OPENED:
             _OPENED.move_to_end(url)
             return
-        lock = _OPENING.setdefault(url, threading.Lock())
-    with lock:
-        with _OPENED_LOCK:
-            if url in _OPENED:
-                return
+        flight = _OPENING.get(url)
+        leader = flight is None
+        if flight is None:
+            flight = _OPENING[url] = _Flight()
+    if not leader:
+        if flight.done.wait(_FLIGHT_WAIT) and not flight.error:
+            return
+        if flight.error:
+            raise rasterio.errors.RasterioIOError(flight.error)
+    try:
         with rasterio.open(url, sharing=False):
             pass
+    except rasterio.errors.RasterioError as err:
+        flight.error = str(err) or type(err).__name__
+        raise
+    else:
         with _OPENED_LOCK:
             _OPENED[url] = None
             while len(_OPENED) > _OPENED_MAX:
                 _OPENED.popitem(last=False)
-            _OPENING.pop(url, None)
+    finally:
+        if leader:
+            with _OPENED_LOCK:
+                _OPENING.pop(url, None)
+            flight.done.set()
 
 
 class AxelGlobeDriver(RioDriver):
@@ -351,10 +349,23 @@ class AxelGlobeDriver(RioDriver):
         return self._auth
 
     def capture_env(self) -> dict[str, Any]:
-        """GDAL options for the reads: odc-loader's captured ones, ours on top, no credentials."""
-        env = {k: v for k, v in super().capture_env().items() if k not in _CREDENTIAL_OPTIONS}
-        env.update(GDAL_OPTIONS)
-        return env
+        """GDAL options for the reads: the caller's, bounded, ours on top, no credentials.
+
+        Runs where :func:`load` runs; the result goes into the dask graph, so it must hold
+        no secret (see :func:`pystac_axelglobe._gdal.reading_env`).
+        """
+        return _gdal.reading_env(super().capture_env())
+
+    @contextmanager
+    def restore_env(self, env: dict[str, Any], load_state: Any) -> Iterator[Any]:
+        """Enter ``env`` for one read, with every credential option in force here cancelled.
+
+        Runs in the thread (and the dask worker process) that reads, where GDAL would pick
+        up ``GDAL_HTTP_HEADERS`` and the like from the process environment or from a
+        ``rasterio.Env`` entered in the main thread.
+        """
+        with super().restore_env({**env, **_gdal.credential_overrides()}, load_state) as ctx:
+            yield ctx
 
     def open(self, src: RasterSource, ctx: Any) -> SigningReader:
         """A reader for one asset band; nothing is resolved or read until ``read``."""
@@ -367,7 +378,7 @@ class AxelGlobeDriver(RioDriver):
         _install_log_filter()
         href = src.uri
         strict = dataclasses.replace(cfg, fail_on_error=True)
-        error = ""
+        problem = ""
         for attempt in (1, 2):
             try:
                 signed = _assets.resolve(href, auth=self.auth, min_validity=self.min_validity)
@@ -376,25 +387,36 @@ class AxelGlobeDriver(RioDriver):
                 # 5xx after retries): not a URL problem, resolving again will not help.
                 if cfg.fail_on_error:
                     raise
-                error = str(err)
+                problem = str(err)
                 break
+            started = time.monotonic()
             try:
                 with _reading():
                     _open_once(signed.url)
                     return rio_read(src.patch(uri=signed.url), strict, dst_geobox, dst=dst,
                                     selection=selection)
             except rasterio.errors.RasterioError as err:
-                # expired, refused (403) or dropped: forget this URL and get a fresh one
-                error = redact(str(err))
-                _assets.invalidate(href)
+                error = redact(str(err)).rstrip(". ")
                 log.debug("read of %s failed (attempt %d): %s", href, attempt, error)
+                if _gdal.is_timeout(error):
+                    # Storage is silent or too slow: a fresh URL would wait just as long.
+                    problem = (
+                        f"storage did not answer in time for {href} ({error}; the bounds: "
+                        f"{_gdal.describe_bounds()}). Check the network; for a slow link, "
+                        "raise them with rasterio.Env(GDAL_HTTP_TIMEOUT=..., "
+                        "GDAL_HTTP_LOW_SPEED_TIME=...) around load()"
+                    )
+                    break
+                # expired, refused (403) or dropped: forget this URL and get a fresh one
+                _assets.invalidate(href)
+                slow = _gdal.slow_hint(time.monotonic() - started)
+                problem = (f"could not read {href} from storage, even with a freshly "
+                           f"presigned URL: {error}{slow}. Check that the item is still in "
+                           "the archive")
         if cfg.fail_on_error:
-            raise AssetError(
-                f"could not read {href} from storage, even with a freshly presigned URL: "
-                f"{error}. Check that the item is still in the archive, or pass "
-                "fail_on_error=False to skip unreadable assets."
-            )
-        log.warning("skipping unreadable asset %s: %s", href, error)
+            raise AssetError(f"{problem}, or pass fail_on_error=False to skip unreadable "
+                             "assets.")
+        log.warning("skipping unreadable asset %s: %s", href, problem)
         empty = dst[0:0, 0:0] if dst is not None else np.ndarray((0, 0), dtype=cfg.dtype)
         return np.s_[0:0, 0:0], empty
 
@@ -417,18 +439,98 @@ class SigningReader(RioReader):
 
 
 def _as_items(items: Iterable[pystac.Item | Mapping[str, Any]]) -> list[pystac.Item]:
+    hint = ("load() takes pystac Items (a search's items(), an ItemCollection), item dicts "
+            "or a FeatureCollection dict")
     if isinstance(items, pystac.Item):
         return [items]
+    if isinstance(items, (str, bytes)) or not isinstance(items, (Iterable, Mapping)):
+        raise ConfigurationError(f"{hint}; got {type(items).__name__}")
     if isinstance(items, Mapping):
         if items.get("type") == "FeatureCollection":
             items = items.get("features", [])
         else:
             items = [items]
-    out = [i if isinstance(i, pystac.Item) else pystac.Item.from_dict(dict(i)) for i in items]
+    out = []
+    for i in items:
+        if isinstance(i, pystac.Item):
+            out.append(i)
+            continue
+        if not isinstance(i, Mapping):
+            raise ConfigurationError(f"{hint}; got a {type(i).__name__} among them")
+        try:
+            out.append(pystac.Item.from_dict(dict(i)))
+        except Exception as err:  # pystac raises several types for a dict that is no Item
+            raise ConfigurationError(f"{hint}; this dict is not a STAC Item: {err!r}") from err
     if not out:
         raise ConfigurationError("no items to load: the search returned nothing; widen the "
                                  "bbox, datetime or filter")
     return out
+
+
+def _check_collection(items: Sequence[pystac.Item]) -> None:
+    """Refuse items of another collection: their bands would be read with grus-1's config."""
+    others = [i for i in items if i.collection_id != COLLECTION_ID]
+    if others:
+        first = others[0]
+        raise ConfigurationError(
+            f"load() reads {COLLECTION_ID} items; {len(others)} of the {len(items)} items are "
+            f"not (e.g. {first.id!r}, collection {first.collection_id!r}). Search "
+            f"collections=['{COLLECTION_ID}'], or pass stac_cfg= describing the other "
+            "collection's bands"
+        )
+
+
+def _check_resolution(resolution: Any) -> None:
+    from odc.geo import Resolution
+
+    hint = ("resolution must be a positive number of CRS units (metres in UTM), e.g. "
+            f"resolution=5; got {resolution!r}")
+    if isinstance(resolution, Resolution):
+        values = [abs(resolution.x), abs(resolution.y)]
+    elif isinstance(resolution, numbers.Real) and not isinstance(resolution, bool):
+        values = [float(resolution)]
+    else:
+        raise ConfigurationError(hint)
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        raise ConfigurationError(hint)
+
+
+def _check_crs(crs: Any, resolution: Any) -> None:
+    from odc.geo.crs import norm_crs
+
+    try:
+        parsed = norm_crs(crs)
+    except Exception as err:  # pyproj's CRSError, or whatever a strange object raises
+        raise ConfigurationError(
+            f"crs={crs!r} is not a coordinate reference system pyproj knows: {err}. Pass "
+            "e.g. crs='EPSG:32653', or leave crs out for the items' UTM zone"
+        ) from None
+    if parsed is not None and parsed.geographic and resolution is None:
+        raise ConfigurationError(
+            f"crs={crs!r} is in degrees: pass resolution= in degrees too (e.g. "
+            "resolution=0.00005 for about 5 m), or leave crs out for metres in UTM"
+        )
+
+
+def _check_args(bands: list[str] | None, crs: Any, resolution: Any,
+                odc_kwargs: Mapping[str, Any]) -> None:
+    """Every argument :func:`load` can check, before anything is sent."""
+    if bands is not None:
+        if not bands:
+            raise ConfigurationError("bands= is empty: name some bands, or leave bands out "
+                                     "for all of them")
+        if not all(isinstance(b, str) for b in bands):
+            raise ConfigurationError(f"bands must be names (str), e.g. ['red', 'nir']; "
+                                     f"got {bands!r}")
+    if resolution is not None:
+        _check_resolution(resolution)
+    if crs is not None:
+        _check_crs(crs, resolution)
+    min_validity = odc_kwargs.get("min_validity", DEFAULT_MIN_VALIDITY)
+    if (not isinstance(min_validity, numbers.Real) or isinstance(min_validity, bool)
+            or not 0 <= float(min_validity) < math.inf):
+        raise ConfigurationError(f"min_validity must be a number of seconds >= 0; got "
+                                 f"{min_validity!r}")
 
 
 def _known_band_names() -> set[str]:
@@ -615,9 +717,13 @@ def load(
         The dataset; integer bands keep their dtype and nodata (0), see :func:`mask_unusable`.
 
     Raises:
-        ConfigurationError: no items, an unknown band, items in several UTM zones without
-            ``crs=``, ``patch_url=``/``driver=`` (the loader signs URLs itself), or missing
-            credentials; all before any pixel is requested.
+        ConfigurationError: no items, items of another collection (without ``stac_cfg=``),
+            an unknown band, a resolution that is not a positive number, a CRS pyproj does
+            not know, items in several UTM zones without ``crs=``, ``patch_url=``/``driver=``
+            (the loader signs URLs itself), or missing credentials; all before any request.
+        AssetError: when pixels are read (now, or at ``compute()``): an asset the API or
+            storage refuses, or storage that does not answer within the read bounds
+            (see :data:`GDAL_OPTIONS`); unless ``fail_on_error=False``.
 
     Example:
         >>> ds = load(items, bands=["red", "nir"], chunks={})  # doctest: +SKIP
@@ -634,8 +740,13 @@ def load(
             )
         odc_kwargs.pop(arg, None)
     item_list = _as_items(items)
-    band_list: list[str] | None = [bands] if isinstance(bands, str) else (
-        None if bands is None else list(bands))
+    if isinstance(bands, str) or bands is None:
+        band_list: list[str] | None = None if bands is None else [bands]
+    elif isinstance(bands, Iterable):
+        band_list = list(bands)
+    else:
+        raise ConfigurationError(f"bands must be a name or a list of names; got {bands!r}")
+    _check_args(band_list, crs, resolution, odc_kwargs)
     if band_list is not None:
         # "tci" is one asset but three bands: ask for all three (odc-stac would give only
         # the first under the asset's name).
@@ -643,6 +754,7 @@ def load(
                      for b in (TCI_ALIASES if name == TCI_ASSET else (name,))]
     user_cfg = odc_kwargs.pop("stac_cfg", None)
     if user_cfg is None:
+        _check_collection(item_list)
         _check_bands(band_list)
 
     grid_given = any(odc_kwargs.get(k) is not None for k in ("geobox", "like"))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pickle
+from typing import Any
 
 import numpy as np
 import pystac
 import pytest
 import rasterio
+from rasterio._env import del_gdal_config
 
 import pystac_axelglobe as ag
 from pystac_axelglobe.emulator import Emulator
@@ -25,6 +27,9 @@ pytestmark = [
 ]
 
 JAPAN_CAPTURE = "52eZg9k7rPEyYQGX"
+# Any free port: with None the scheduler still binds 8787, and fails (a warning, an error
+# here) while another cluster on the machine holds it.
+DASHBOARD = "127.0.0.1:0"
 
 
 def _archive(emu: Emulator) -> Archive:
@@ -56,7 +61,7 @@ def test_local_cluster_workers_share_the_parents_token(
             # workers on this machine need no secret at all: the cached token is enough
             monkeypatch.delenv("AXELGLOBE_CLIENT_SECRET")
         with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                                      host="127.0.0.1", dashboard_address=None) as cluster, \
+                                      host="127.0.0.1", dashboard_address=DASHBOARD) as cluster, \
                 distributed.Client(cluster) as client:
             pids = set(client.run(lambda: __import__("os").getpid()).values())
             assert len(pids) == 2
@@ -82,3 +87,40 @@ def test_local_cluster_workers_share_the_parents_token(
         assert emu.counters.token_requests == 1
         assert emu.counters.storage_requests_with_authorization == 0
         assert emu.counters.storage_head_requests == 0
+
+
+def test_workers_with_gdal_credentials_in_their_environment_send_none_to_storage(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A worker machine configured for some other server: GDAL would add these to every
+    # request, storage's included (it refuses an Authorization header with 400).
+    leaks = {"GDAL_HTTP_HEADERS": "Authorization: Bearer for-another-server",
+             "GDAL_HTTP_USERPWD": "user:password", "GDAL_HTTP_COOKIE": "sid=another"}
+    seen: list[dict[str, str]] = []
+    with Emulator() as emu:
+        handler = emu._storage
+
+        def logged(request: Any) -> Any:
+            seen.append(dict(request.headers))
+            return handler(request)
+
+        monkeypatch.setattr(emu, "_storage", logged)
+        for name, value in {**emu.env(), **leaks}.items():
+            monkeypatch.setenv(name, value)  # inherited by the worker processes
+        item = next(pystac.Item.from_dict(d) for d in _archive(emu).items(emu.api_url)
+                    if d["properties"].get("ag:capture_id") == JAPAN_CAPTURE)
+        try:
+            ds = ag.load([item], bands=["red"], chunks={"x": 128, "y": 128})
+            with distributed.LocalCluster(n_workers=1, processes=True, threads_per_worker=2,
+                                          host="127.0.0.1", dashboard_address=DASHBOARD
+                                          ) as cluster, \
+                    distributed.Client(cluster) as client:
+                out = client.compute(ds).result()
+        finally:
+            for name in leaks:
+                del_gdal_config(name)
+
+        with rasterio.open(_archive(emu).assets(item.id)["band3"]) as src:
+            np.testing.assert_array_equal(out.red.isel(time=0).values, src.read(1))
+        assert seen
+        assert not any("Authorization" in h or h.get("Cookie") for h in seen), seen
+        assert emu.counters.storage_requests_with_authorization == 0
