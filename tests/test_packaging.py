@@ -15,7 +15,7 @@ import importlib.metadata
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ def _runtime_imports(path: Path) -> Iterator[str]:
 
 
 @functools.cache
-def _providers() -> dict[str, list[str]]:
+def _providers() -> Mapping[str, list[str]]:
     return importlib.metadata.packages_distributions()  # reads every installed distribution
 
 
