@@ -252,7 +252,7 @@ def resolve_retry() -> Retry:
     """The authorised GET of an asset href (a redirect is the answer, never followed).
 
     Example:
-        >>> resolve_retry().redirect
+        >>> resolve_retry().raise_on_redirect  # the redirect is the answer, handed back
         False
     """
     return AxelGlobeRetry(
