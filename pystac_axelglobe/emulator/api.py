@@ -87,6 +87,7 @@ class ApiApp:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse
                  ) -> Iterable[bytes]:
         """The WSGI entry point."""
+        self.state.sleep(self.state.switches.api_latency)  # in this request's thread only
         return guard(self.answer, environ, start_response)
 
     @property

@@ -79,6 +79,9 @@ class Emulator:
             is cut halfway through the body); also ``"404"``, not drawn by default (the
             file is gone from storage: S3's ``NoSuchKey``).
         storage_delay: seconds slept per 64 KiB streamed from storage.
+        api_latency: seconds the API and the token endpoint wait before each answer (a
+            wide-area round trip; concurrent requests wait side by side, not in turn).
+        storage_latency: seconds storage waits before each answer.
         allow_post_search: answer ``POST /search`` instead of 405.
         conforms_to: put ``conformsTo`` in the landing page.
         root_links: add a ``rel=root`` link to collections, items and item pages. AxelGlobe
@@ -112,6 +115,8 @@ class Emulator:
     storage_fault_rate: float = _switch("storage_fault_rate")
     fault_kinds: tuple[str, ...] = _switch("fault_kinds")
     storage_delay: float = _switch("storage_delay")
+    api_latency: float = _switch("api_latency")
+    storage_latency: float = _switch("storage_latency")
     allow_post_search: bool = _switch("allow_post_search")
     conforms_to: bool = _switch("conforms_to")
     root_links: bool = _switch("root_links")
@@ -129,6 +134,8 @@ class Emulator:
         storage_fault_rate: float = 0.0,
         fault_kinds: Iterable[str] = FAULT_KINDS,
         storage_delay: float = 0.0,
+        api_latency: float = 0.0,
+        storage_latency: float = 0.0,
         allow_post_search: bool = False,
         conforms_to: bool = True,
         root_links: bool = False,

@@ -132,6 +132,8 @@ class Switches:
     storage_fault_rate: float = 0.0
     fault_kinds: tuple[str, ...] = FAULT_KINDS
     storage_delay: float = 0.0
+    api_latency: float = 0.0
+    storage_latency: float = 0.0
     allow_post_search: bool = False
     conforms_to: bool = True
     root_links: bool = False
@@ -275,7 +277,8 @@ class State:
 
     def sleep(self, seconds: float) -> None:
         """Pause the calling request's thread (the servers answer others meanwhile)."""
-        time.sleep(seconds)
+        if seconds > 0:
+            time.sleep(seconds)
 
     def pick_fault(self, rate: float) -> str | None:
         """A fault kind drawn with probability ``rate`` (counted), or ``None``."""

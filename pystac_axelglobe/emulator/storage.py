@@ -101,6 +101,7 @@ class StorageApp:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse
                  ) -> Iterable[bytes]:
         """The WSGI entry point."""
+        self.state.sleep(self.state.switches.storage_latency)  # in this request's thread only
         return guard(self.answer, environ, start_response)
 
     def answer(self, request: Request) -> Response | WSGIApplication:

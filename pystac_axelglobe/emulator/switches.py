@@ -67,6 +67,8 @@ OPTIONS: tuple[Option, ...] = (
            _kinds, "LIST"),
     Option("fault_seed", "seed of the fault generator", int, "N"),
     Option("storage_delay", "seconds slept per 64 KiB served by storage"),
+    Option("api_latency", "seconds the API and the token endpoint wait before each answer"),
+    Option("storage_latency", "seconds storage waits before each answer"),
     Option("allow_post_search", "answer POST /search (AxelGlobe documents only GET)", bool),
     Option("conforms_to", "put conformsTo in the landing page", bool),
     Option("root_links", "add rel=root links to collections, items and item pages "
@@ -174,7 +176,7 @@ def emulator_kwargs(values: Mapping[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-_AT_LEAST_ZERO = ("storage_delay",)
+_AT_LEAST_ZERO = ("storage_delay", "api_latency", "storage_latency")
 _POSITIVE = ("token_lifetime", "presign_lifetime", "restrict_window", "restrict_period")
 _SHARES = ("api_fault_rate", "storage_fault_rate")
 

@@ -148,7 +148,7 @@ class TokenApp:
     """WSGI app of the token origin.
 
     Args:
-        state: The emulator's shared state.
+        state: The emulator's shared state (answers wait ``api_latency`` too).
         grants: Where tokens are recorded.
         clients: ``{client_id: secret}`` of every client it accepts.
         audience: The audience a request must name.
@@ -164,6 +164,8 @@ class TokenApp:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse
                  ) -> Iterable[bytes]:
         """The WSGI entry point."""
+        # The token endpoint is as far away as the API: one latency switch for both.
+        self.state.sleep(self.state.switches.api_latency)
         return guard(self.answer, environ, start_response)
 
     def answer(self, request: Request) -> Response:

@@ -26,7 +26,8 @@ FLAGS = [
     "--token-lifetime", "120", "--presign-lifetime", "30", "--restrict-after", "2",
     "--restrict-window", "5", "--restrict-period", "7", "--api-fault-rate", "0.25",
     "--storage-fault-rate", "0.5", "--fault-kinds", "503,drop", "--fault-seed", "3",
-    "--storage-delay", "0.01", "--allow-post-search", "--no-conforms-to", "--root-links",
+    "--storage-delay", "0.01", "--api-latency", "0.05", "--storage-latency", "0.02",
+    "--allow-post-search", "--no-conforms-to", "--root-links",
     "--scale", "small", "--data-dir", "/tmp/x", "--client-id", "someone",
 ]
 
@@ -64,7 +65,8 @@ def test_argparse_and_click_read_the_same_flags_the_same_way() -> None:
         "token_lifetime": 120.0, "presign_lifetime": 30.0, "restrict_after": 2,
         "restrict_window": 5.0, "restrict_period": 7.0, "api_fault_rate": 0.25,
         "storage_fault_rate": 0.5, "fault_kinds": ("503", "drop"), "fault_seed": 3,
-        "storage_delay": 0.01, "allow_post_search": True, "conforms_to": False,
+        "storage_delay": 0.01, "api_latency": 0.05, "storage_latency": 0.02,
+        "allow_post_search": True, "conforms_to": False,
         "root_links": True, "reject_tokens": False, "scale": "small", "data_dir": "/tmp/x",
         "client_id": "someone",
     }
@@ -83,6 +85,7 @@ def test_argparse_and_click_read_the_same_flags_the_same_way() -> None:
         (["--api-fault-rate", "2"], "--api-fault-rate: api_fault_rate must be a number from 0"),
         (["--fault-kinds", "500"], "--fault-kinds: fault_kinds must be a non-empty subset"),
         (["--token-lifetime", "0"], "--token-lifetime: token_lifetime must be a number"),
+        (["--api-latency", "-1"], "--api-latency: api_latency must be a number of seconds"),
         (["--restrict-after", "x"], "--restrict-after: invalid literal for int()"),
     ],
 )
