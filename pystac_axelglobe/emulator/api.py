@@ -27,6 +27,7 @@ from . import catalog
 from . import search as search_mod
 from .archive import COLLECTION_ID
 from .catalog import link
+from .items import as_served
 from .responses import api_error, fault_response, guard, json_response
 from .state import API_PATH, State
 from .token import Grants, restricted_response
@@ -152,6 +153,9 @@ class ApiApp:
             return obj
         return {**obj, "links": [*obj.get("links", []), link("root", self.root)]}
 
+    def _served(self, item: dict[str, Any]) -> dict[str, Any]:
+        return self._rooted(as_served(item, capture_ids=self.state.switches.capture_ids))
+
     def _landing(self, request: Request) -> Response:
         return json_response(
             catalog.landing(self.root, conforms_to=self.state.switches.conforms_to))
@@ -193,7 +197,7 @@ class ApiApp:
             params = dataclasses.replace(params, collections=(collection,))
         matches = self.items.search(params)
         start = (params.page - 1) * params.limit
-        features = [self._rooted(f) for f in matches[start : start + params.limit]]
+        features = [self._served(f) for f in matches[start : start + params.limit]]
         # As in the guide's search response: next (only when there is more) and self, both
         # typed application/json. The AxelGlobe quirk: next carries only ?page=N.
         links = []
@@ -226,7 +230,7 @@ class ApiApp:
         item = self.items.get(item_id)
         if cid != COLLECTION_ID or item is None:
             return api_error(404, "NotFound", f"Item {item_id} does not exist in {cid}")
-        return json_response(self._rooted(item))
+        return json_response(self._served(item))
 
     def _asset(self, request: Request, cid: str, item_id: str, filename: str) -> Response:
         if cid != COLLECTION_ID or self.items.get(item_id) is None:

@@ -86,6 +86,9 @@ class Emulator:
         conforms_to: put ``conformsTo`` in the landing page.
         root_links: add a ``rel=root`` link to collections, items and item pages. AxelGlobe
             sends none (see the guide's examples); STAC API validators want one.
+        capture_ids: put ``ag:capture_id`` in the items' properties. ``False`` serves them
+            as the guide's example item (without it); filters on it, and the capture groups
+            of ``avg()``, still work.
         reject_tokens: the API refuses every token, old and new, with 401 (the token
             endpoint still issues them): a persistent authorization failure.
         fault_seed: seed of the fault generator (the same seed gives the same faults).
@@ -120,6 +123,7 @@ class Emulator:
     allow_post_search: bool = _switch("allow_post_search")
     conforms_to: bool = _switch("conforms_to")
     root_links: bool = _switch("root_links")
+    capture_ids: bool = _switch("capture_ids")
     reject_tokens: bool = _switch("reject_tokens")
 
     def __init__(
@@ -139,6 +143,7 @@ class Emulator:
         allow_post_search: bool = False,
         conforms_to: bool = True,
         root_links: bool = False,
+        capture_ids: bool = True,
         reject_tokens: bool = False,
         fault_seed: int = 0,
         scale: str = "small",
@@ -304,7 +309,8 @@ class Emulator:
         """Every item the API serves, as ``pystac.Item`` (hrefs on this emulator).
 
         The archive's truth, without a request: for tests to compute what a search, a
-        download or a load should give.
+        download or a load should give. As served: without ``ag:capture_id`` when
+        ``capture_ids`` is off (``emu.archive.items(emu.api_url)`` keeps it).
 
         Example:
             >>> with Emulator() as emu:  # doctest: +SKIP
@@ -314,7 +320,10 @@ class Emulator:
             raise RuntimeError("start the emulator first (with Emulator() as emu: ...)")
         import pystac
 
-        return [pystac.Item.from_dict(d) for d in self.archive.items(self.api_url)]
+        from .items import as_served
+
+        return [pystac.Item.from_dict(as_served(d, capture_ids=self.capture_ids))
+                for d in self.archive.items(self.api_url)]
 
     # --- pointing clients at it --------------------------------------------------------------
 

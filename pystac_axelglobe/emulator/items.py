@@ -1,5 +1,8 @@
 """The items the emulator's API serves: the archive's, with hrefs on the API's origin.
 
+The store keeps every item whole; :func:`as_served` shapes one for an answer (without
+``ag:capture_id`` when the ``capture_ids`` switch is off, as the guide's example item).
+
 Example:
     >>> store = ItemStore(build_archive(), "http://127.0.0.1:9/x")  # doctest: +SKIP
     >>> store.get("no-such-id") is None  # doctest: +SKIP
@@ -15,6 +18,27 @@ from . import search as search_mod
 
 if TYPE_CHECKING:
     from .archive import Archive
+
+
+#: The property the guide filters on but its example item does not carry.
+CAPTURE_ID = "ag:capture_id"
+
+
+def as_served(item: dict[str, Any], *, capture_ids: bool = True) -> dict[str, Any]:
+    """``item`` as the API answers it: without ``ag:capture_id`` unless ``capture_ids``.
+
+    Searches still see the property (filters and ``avg()`` groups work on it): only the
+    answer leaves it out.
+
+    Example:
+        >>> as_served({"id": "a", "properties": {"ag:capture_id": "c", "gsd": 2.5}},
+        ...           capture_ids=False)
+        {'id': 'a', 'properties': {'gsd': 2.5}}
+    """
+    properties = item.get("properties") or {}
+    if capture_ids or CAPTURE_ID not in properties:
+        return item
+    return {**item, "properties": {k: v for k, v in properties.items() if k != CAPTURE_ID}}
 
 
 class ItemStore:

@@ -137,6 +137,7 @@ class Switches:
     allow_post_search: bool = False
     conforms_to: bool = True
     root_links: bool = False
+    capture_ids: bool = True
     reject_tokens: bool = False
 
     def __post_init__(self) -> None:

@@ -73,6 +73,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("conforms_to", "put conformsTo in the landing page", bool),
     Option("root_links", "add rel=root links to collections, items and item pages "
            "(AxelGlobe has none)", bool),
+    Option("capture_ids", "put ag:capture_id in the items (--no-capture-ids: as the guide's "
+           "example item; filters on it still work)", bool),
     Option("reject_tokens", "the API refuses every token (a persistent 401)", bool),
     Option("scale", "archive scale", str, None, ("small", "large")),
     Option("data_dir", "where the archive is built and kept (default: the user cache)", str,

@@ -28,6 +28,7 @@ FLAGS = [
     "--storage-fault-rate", "0.5", "--fault-kinds", "503,drop", "--fault-seed", "3",
     "--storage-delay", "0.01", "--api-latency", "0.05", "--storage-latency", "0.02",
     "--allow-post-search", "--no-conforms-to", "--root-links",
+    "--no-capture-ids",
     "--scale", "small", "--data-dir", "/tmp/x", "--client-id", "someone",
 ]
 
@@ -66,15 +67,15 @@ def test_argparse_and_click_read_the_same_flags_the_same_way() -> None:
         "restrict_window": 5.0, "restrict_period": 7.0, "api_fault_rate": 0.25,
         "storage_fault_rate": 0.5, "fault_kinds": ("503", "drop"), "fault_seed": 3,
         "storage_delay": 0.01, "api_latency": 0.05, "storage_latency": 0.02,
-        "allow_post_search": True, "conforms_to": False,
-        "root_links": True, "reject_tokens": False, "scale": "small", "data_dir": "/tmp/x",
+        "allow_post_search": True, "conforms_to": False, "root_links": True,
+        "capture_ids": False, "reject_tokens": False, "scale": "small", "data_dir": "/tmp/x",
         "client_id": "someone",
     }
     assert _argparse(FLAGS) == expected
     assert _click(FLAGS) == expected
     # no flags: the constructor's defaults, whichever command line
     defaults = {"allow_post_search": False, "conforms_to": True, "root_links": False,
-                "reject_tokens": False}
+                "capture_ids": True, "reject_tokens": False}
     assert _argparse([]) == _click([]) == defaults
     Emulator(**_argparse(FLAGS))  # accepted as they are
 
