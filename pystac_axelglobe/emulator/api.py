@@ -197,7 +197,8 @@ class ApiApp:
             params = dataclasses.replace(params, collections=(collection,))
         matches = self.items.search(params)
         start = (params.page - 1) * params.limit
-        features = [self._served(f) for f in matches[start : start + params.limit]]
+        features = [self._served(self.items.whole(f))
+                    for f in matches[start : start + params.limit]]
         # As in the guide's search response: next (only when there is more) and self, both
         # typed application/json. The AxelGlobe quirk: next carries only ?page=N.
         links = []
@@ -235,9 +236,7 @@ class ApiApp:
     def _asset(self, request: Request, cid: str, item_id: str, filename: str) -> Response:
         if cid != COLLECTION_ID or self.items.get(item_id) is None:
             return api_error(404, "NotFound", f"Item {item_id} does not exist in {cid}")
-        try:
-            self.items.asset_path(item_id, filename)
-        except KeyError:
+        if not self.items.has_file(item_id, filename):
             return api_error(404, "NotFound", f"Asset {filename} does not exist")
         self.state.counters.add("redirects")
         return Response(

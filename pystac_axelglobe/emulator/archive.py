@@ -624,15 +624,38 @@ def _plan(scale: str) -> list[_Tile]:
     return tiles
 
 
+@dataclass(frozen=True)
+class ItemFacts:
+    """What one item says: a tile of a capture, its lon/lat footprint, when, how cloudy."""
+
+    item_id: str
+    capture_id: str
+    ring: list[list[float]]  # lower-left, upper-left, upper-right, lower-right, closed
+    when: dt.datetime  # the tile's own time (UTC)
+    day: str  # YYYY-MM-DD of the capture, in the asset file names
+    cover: float
+    platform: str
+    orbit_state: str
+    off_nadir: float
+
+
 def _item(tile: _Tile, size: float) -> dict[str, Any]:
     capture = tile.capture
-    item_id = tile.item_id
-    ring = _footprint(capture.epsg, tile.col, tile.row, size)
-    lons = [p[0] for p in ring]
-    lats = [p[1] for p in ring]
-    day = capture.when.strftime("%Y-%m-%d")
-    base = f"{API_ROOT_PLACEHOLDER}/collections/{COLLECTION_ID}"
-    item_href = f"{base}/features/{item_id}"
+    return item_dict(ItemFacts(
+        item_id=tile.item_id,
+        capture_id=capture.capture_id,
+        ring=_footprint(capture.epsg, tile.col, tile.row, size),
+        # Tiles further along the track were seen a little later.
+        when=capture.when + dt.timedelta(seconds=2 * tile.along),
+        day=capture.when.strftime("%Y-%m-%d"),
+        cover=tile.cover,
+        platform=capture.platform,
+        orbit_state=capture.orbit_state,
+        off_nadir=capture.off_nadir,
+    ))
+
+
+def _assets(item_href: str, item_id: str, day: str) -> dict[str, Any]:
     small_bands = {n: _band_dict(n, c, w, f, s) for n, c, w, f, s, _ in _BANDS}
     assets: dict[str, Any] = {}
     for key in ASSET_KEYS:
@@ -644,30 +667,45 @@ def _item(tile: _Tile, size: float) -> dict[str, Any]:
         asset["roles"] = ["thumbnail" if key == "thumbnail"
                           else "metadata" if key == "msi_udm_metadata" else "data"]
         assets[key] = asset
+    return assets
+
+
+def item_dict(facts: ItemFacts) -> dict[str, Any]:
+    """The STAC item AxelGlobe would serve for ``facts`` (hrefs under the placeholder root).
+
+    Example:
+        >>> ring = [[0.0, 0.0], [0.0, 1.0], [1.0, 1.0], [1.0, 0.0], [0.0, 0.0]]
+        >>> item = item_dict(ItemFacts("i", "c", ring, dt.datetime(2022, 1, 1,
+        ...     tzinfo=dt.timezone.utc), "2022-01-01", 5.0, "GRUS-1A", "descending", 3.0))
+        >>> item["properties"]["datetime"], item["bbox"]
+        ('2022-01-01T00:00:00Z', [0.0, 0.0, 1.0, 1.0])
+    """
+    lons = [p[0] for p in facts.ring]
+    lats = [p[1] for p in facts.ring]
+    base = f"{API_ROOT_PLACEHOLDER}/collections/{COLLECTION_ID}"
+    item_href = f"{base}/features/{facts.item_id}"
     return {
         "type": "Feature",
         "stac_version": "1.0.0",
-        "id": item_id,
+        "id": facts.item_id,
         "properties": {
-            "eo:bands": [dict(b) for b in small_bands.values()],
-            "eo:cloud_cover": float(tile.cover),
-            "view:off_nadir": capture.off_nadir,
-            "sat:orbit_state": capture.orbit_state,
+            "eo:bands": [_band_dict(n, c, w, f, s) for n, c, w, f, s, _ in _BANDS],
+            "eo:cloud_cover": float(facts.cover),
+            "view:off_nadir": facts.off_nadir,
+            "sat:orbit_state": facts.orbit_state,
             "constellation": "GRUS-1",
             "instruments": ["msi"],
-            "platform": capture.platform,
+            "platform": facts.platform,
             "gsd": 2.5,
-            # Tiles further along the track were seen a little later.
-            "datetime": (capture.when + dt.timedelta(seconds=2 * tile.along))
-            .strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "ag:capture_id": capture.capture_id,
+            "datetime": facts.when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "ag:capture_id": facts.capture_id,
         },
         "geometry": {
             "type": "Polygon",
             # Not GeoJSON, but what AxelGlobe sends (type "Polygon" included).
             "crs": {"type": "Polygon",
                     "properties": {"name": "urn:ogc:def:crs:OGC::CRS84"}},
-            "coordinates": [ring],
+            "coordinates": [facts.ring],
         },
         "links": [
             {"rel": "parent", "href": base, "type": "application/json", "title": "GRUS 1"},
@@ -675,7 +713,7 @@ def _item(tile: _Tile, size: float) -> dict[str, Any]:
             {"rel": "collection", "href": base, "type": "application/json",
              "title": "GRUS 1"},
         ],
-        "assets": assets,
+        "assets": _assets(item_href, facts.item_id, facts.day),
         "bbox": [round(min(lons), 6), round(min(lats), 6), round(max(lons), 6),
                  round(max(lats), 6)],
         "stac_extensions": list(_EXTENSIONS),
@@ -808,8 +846,10 @@ __all__ = [
     "API_ROOT_PLACEHOLDER",
     "ARCHIVE_VERSION",
     "Archive",
+    "ItemFacts",
     "band_values",
     "build_archive",
     "default_data_dir",
+    "item_dict",
     "land_cover",
 ]

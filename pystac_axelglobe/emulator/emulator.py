@@ -92,6 +92,10 @@ class Emulator:
         reject_tokens: the API refuses every token, old and new, with 401 (the token
             endpoint still issues them): a persistent authorization failure.
         fault_seed: seed of the fault generator (the same seed gives the same faults).
+        extra_items: serve this many metadata-only grus-1 items besides the archive's (no
+            files: their assets redirect to a 404 at storage), for searches over thousands
+            of items. They are generated on the first search, the same every time; see
+            :mod:`.bulk` for where and when they lie.
         scale: archive scale, ``"small"`` or ``"large"``.
         data_dir: where the archive is built (default: the user cache folder).
         clients: extra ``{client_id: secret}`` pairs the token endpoint accepts.
@@ -146,6 +150,7 @@ class Emulator:
         capture_ids: bool = True,
         reject_tokens: bool = False,
         fault_seed: int = 0,
+        extra_items: int = 0,
         scale: str = "small",
         data_dir: str | os.PathLike[str] | None = None,
         clients: dict[str, str] | None = None,
@@ -159,6 +164,7 @@ class Emulator:
         self._switches = Switches(**{name: check(name, given[name])
                                      for name in RUNTIME_SWITCHES if name in given})
         self.fault_seed = fault_seed
+        self.extra_items = check("extra_items", extra_items)
         self.scale = scale
         self.data_dir = None if data_dir is None else os.fspath(data_dir)
         self.client_id = client_id
@@ -202,6 +208,7 @@ class Emulator:
             archive_root=str(self.archive.root), switches=dataclasses.replace(self._switches),
             clients=dict(self.clients), audience=self.audience, host=self.host,
             storage_host=self.storage_host, fault_seed=self.fault_seed,
+            extra_items=self.extra_items,
         )
         self.counters = Counters()
         servers = ServerSet(config, self.counters)
@@ -320,10 +327,12 @@ class Emulator:
             raise RuntimeError("start the emulator first (with Emulator() as emu: ...)")
         import pystac
 
+        from .bulk import bulk_items
         from .items import as_served
 
+        found = self.archive.items(self.api_url) + bulk_items(self.extra_items, self.api_url)
         return [pystac.Item.from_dict(as_served(d, capture_ids=self.capture_ids))
-                for d in self.archive.items(self.api_url)]
+                for d in found]
 
     # --- pointing clients at it --------------------------------------------------------------
 

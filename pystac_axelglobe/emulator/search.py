@@ -321,7 +321,14 @@ def item_datetime(item: Mapping[str, Any]) -> datetime | None:
     return parse_datetime(text) if isinstance(text, str) else None
 
 
-def _geometry(item: Mapping[str, Any]) -> BaseGeometry | None:
+def item_geometry(item: Mapping[str, Any]) -> BaseGeometry | None:
+    """The item's geometry as shapely sees it (``None`` without one).
+
+    Example:
+        >>> item_geometry({"geometry": {"type": "Point", "coordinates": [1, 2],
+        ...                "crs": {"type": "name"}}}).wkt
+        'POINT (1 2)'
+    """
     geom = item.get("geometry")
     if not geom:
         return None
@@ -343,13 +350,15 @@ class _Evaluator:
         tree: dict[str, Any],
         universe: Sequence[Mapping[str, Any]],
         area: BaseGeometry | None,
+        geometry: Callable[[Mapping[str, Any]], BaseGeometry | None],
     ) -> None:
         self.tree = tree
         self.universe = universe
         self.aoi = self._aoi(tree, area)
+        self.geometry = geometry
+        self._literals: dict[int, BaseGeometry] = {}
         self._groups: dict[str, list[Mapping[str, Any]]] | None = None
         self._means: dict[tuple[str, str], float | None] = {}
-        self._geoms: dict[int, BaseGeometry | None] = {}
 
     @staticmethod
     def _aoi(tree: dict[str, Any], box: BaseGeometry | None) -> BaseGeometry | None:
@@ -370,11 +379,12 @@ class _Evaluator:
             return union.intersection(box)
         return union if union is not None else box
 
-    def geometry(self, item: Mapping[str, Any]) -> BaseGeometry | None:
-        key = id(item)
-        if key not in self._geoms:
-            self._geoms[key] = _geometry(item)
-        return self._geoms[key]
+    def _literal(self, node: Any) -> BaseGeometry:
+        """The geometry of a literal, built once per search (not once per item)."""
+        key = id(node)
+        if key not in self._literals:
+            self._literals[key] = _literal_geometry(node)
+        return self._literals[key]
 
     def _group_key(self, item: Mapping[str, Any]) -> str:
         capture = (item.get("properties") or {}).get("ag:capture_id")
@@ -435,7 +445,7 @@ class _Evaluator:
             return not self.test(args[0], item)
         if op == "s_intersects":
             geom = self.geometry(item)
-            return geom is not None and bool(geom.intersects(_literal_geometry(args[1])))
+            return geom is not None and bool(geom.intersects(self._literal(args[1])))
         if op == "isNull":
             return self.value(args[0], item) is None
         left = self.value(args[0], item)
@@ -477,8 +487,21 @@ def _search_area(params: SearchParams) -> BaseGeometry | None:
     return None
 
 
-def search(items: Sequence[Mapping[str, Any]], params: SearchParams) -> list[dict[str, Any]]:
+def search(
+    items: Sequence[Mapping[str, Any]],
+    params: SearchParams,
+    *,
+    geometry: Callable[[Mapping[str, Any]], BaseGeometry | None] | None = None,
+    ordered: bool = False,
+) -> list[dict[str, Any]]:
     """All items matching ``params`` (every page), sorted by datetime then id.
+
+    Args:
+        items: The items to search.
+        params: What to find.
+        geometry: The shapely geometry of an item (default: built from its GeoJSON on each
+            call; a caller searching the same items again may pass a cached one).
+        ordered: ``items`` are already sorted by :func:`sort_key`: keep their order.
 
     Example:
         >>> item = {"id": "a", "collection": "grus-1", "geometry": None,
@@ -490,13 +513,14 @@ def search(items: Sequence[Mapping[str, Any]], params: SearchParams) -> list[dic
         i for i in items if params.collections is None or i.get("collection") in params.collections
     ]
     area = _search_area(params)
-    evaluator = _Evaluator(params.filter, universe, area) if params.filter else None
+    shape_of = geometry if geometry is not None else _memo_geometry()
+    evaluator = _Evaluator(params.filter, universe, area, shape_of) if params.filter else None
     found: list[dict[str, Any]] = []
     for item in universe:
         if params.ids is not None and item.get("id") not in params.ids:
             continue
         if area is not None:
-            geom = evaluator.geometry(item) if evaluator else _geometry(item)
+            geom = shape_of(item)
             if geom is None or not geom.intersects(area):
                 continue
         if params.interval is not None:
@@ -507,5 +531,19 @@ def search(items: Sequence[Mapping[str, Any]], params: SearchParams) -> list[dic
         if evaluator is not None and not evaluator.test(params.filter, item):
             continue
         found.append(dict(item))
-    found.sort(key=sort_key)
+    if not ordered:
+        found.sort(key=sort_key)
     return found
+
+
+def _memo_geometry() -> Callable[[Mapping[str, Any]], BaseGeometry | None]:
+    """:func:`item_geometry`, each item's built once for the length of one search."""
+    cache: dict[int, BaseGeometry | None] = {}
+
+    def shape_of(item: Mapping[str, Any]) -> BaseGeometry | None:
+        key = id(item)
+        if key not in cache:
+            cache[key] = item_geometry(item)
+        return cache[key]
+
+    return shape_of

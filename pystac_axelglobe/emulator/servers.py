@@ -43,6 +43,7 @@ class Config:
         host: Loopback address of the token and API origins.
         storage_host: Loopback address of the storage origin (falls back to ``host``).
         fault_seed: Seed of the fault generator.
+        extra_items: Metadata-only items served besides the archive's (:mod:`.bulk`).
     """
 
     archive_root: str
@@ -52,6 +53,7 @@ class Config:
     host: str = "127.0.0.1"
     storage_host: str = "127.0.0.2"
     fault_seed: int = 0
+    extra_items: int = 0
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -114,7 +116,7 @@ class ServerSet:
             self._servers.append(storage)
             self.state.api_url = f"{_url(api)}{API_PATH}"
             self.state.storage_url = _url(storage)
-            items = ItemStore(self.archive, self.state.api_url)
+            items = ItemStore(self.archive, self.state.api_url, cfg.extra_items)
             token.app = TokenApp(self.state, self.grants, cfg.clients, cfg.audience)
             api.app = ApiApp(self.state, self.grants, items)
             storage.app = StorageApp(self.state, items)

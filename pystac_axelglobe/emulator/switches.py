@@ -66,6 +66,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("fault_kinds", f"comma list of faults to draw from, of {','.join(ALL_FAULT_KINDS)}",
            _kinds, "LIST"),
     Option("fault_seed", "seed of the fault generator", int, "N"),
+    Option("extra_items", "serve N more metadata-only items (no files), for searches over "
+           "thousands of items", int, "N"),
     Option("storage_delay", "seconds slept per 64 KiB served by storage"),
     Option("api_latency", "seconds the API and the token endpoint wait before each answer"),
     Option("storage_latency", "seconds storage waits before each answer"),
@@ -203,6 +205,10 @@ def check(name: str, value: Any) -> Any:
         isinstance(value, int) and value >= 0
     ):
         raise ValueError(f"restrict_after must be None or a whole number >= 0, not {value!r}")
+    if name == "extra_items" and not (
+        isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    ):
+        raise ValueError(f"extra_items must be a whole number >= 0, not {value!r}")
     return value
 
 
