@@ -7,9 +7,10 @@ shorten token and presign lifetimes, restrict clients that ask for tokens too of
 inject faults; counters say what reached the servers.
 
 One module per origin: :mod:`.token`, :mod:`.api`, :mod:`.storage`, around the state they
-share (:mod:`.state`); :mod:`.servers` runs them, :class:`.emulator.Emulator` starts and
-drives them, :mod:`.switches` puts the switches on a command line; :mod:`.archive` makes
-the data and :mod:`.search` answers searches.
+share (:mod:`.state`); :mod:`.servers` runs them, in a process of their own (:mod:`.host`),
+which :class:`.emulator.Emulator` starts and drives; :mod:`.switches` puts the switches on
+a command line; :mod:`.archive` and :mod:`.bulk` make the data, :mod:`.items` and
+:mod:`.search` find it.
 
 Example:
     >>> import requests

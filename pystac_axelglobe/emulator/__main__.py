@@ -42,7 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = _parser().parse_args(argv)
     try:
-        emu = Emulator(**emulator_kwargs(vars(args)))
+        # No client shares this process: the servers need no process of their own.
+        emu = Emulator(**emulator_kwargs(vars(args)), in_process=True)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -18,6 +18,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from . import host
+from .host import RemoteServers
 from .state import (
     DEFAULT_AUDIENCE,
     DEFAULT_CLIENT_ID,
@@ -104,6 +106,11 @@ class Emulator:
         host: the loopback address of the token and API origins.
         storage_host: the loopback address of the storage origin (another port on
             ``host`` where it cannot bind).
+        in_process: run the servers in threads of this process rather than in the
+            emulator's own process (:mod:`.host`). Only for a process that reads nothing
+            from storage with GDAL (``rasterio.open`` of a storage URL would wait forever
+            for servers it starves of the GIL): ``python -m pystac_axelglobe.emulator``
+            does, as a debugger stepping through the servers would. Always so on Windows.
 
     The switches from ``token_lifetime`` to ``reject_tokens`` are also attributes that may be
     changed while the servers run; the others are read when it starts.
@@ -158,9 +165,10 @@ class Emulator:
         audience: str = DEFAULT_AUDIENCE,
         host: str = "127.0.0.1",
         storage_host: str = "127.0.0.2",
+        in_process: bool = False,
     ) -> None:
         given = dict(locals())
-        self._servers: ServerSet | None = None
+        self._servers: ServerSet | RemoteServers | None = None
         self._switches = Switches(**{name: check(name, given[name])
                                      for name in RUNTIME_SWITCHES if name in given})
         self.fault_seed = fault_seed
@@ -173,6 +181,7 @@ class Emulator:
         self.clients: dict[str, str] = {client_id: self.client_secret, **(clients or {})}
         self.host = host
         self.storage_host = storage_host
+        self.in_process = in_process
         self.counters = Counters()
         self.archive: Archive | None = None
         self.api_url = ""
@@ -189,6 +198,21 @@ class Emulator:
         """Whether the servers are up."""
         return self._servers is not None
 
+    @property
+    def server_pid(self) -> int | None:
+        """The id of the process the servers run in (``None`` when stopped).
+
+        Example:
+            >>> with Emulator(in_process=True) as emu:  # doctest: +SKIP
+            ...     emu.server_pid == os.getpid()
+            True
+        """
+        if self._servers is None:
+            return None
+        if isinstance(self._servers, RemoteServers):
+            return self._servers.host.process.pid
+        return os.getpid()
+
     def start(self) -> Emulator:
         """Build (or load) the archive and start the three servers.
 
@@ -201,6 +225,9 @@ class Emulator:
         from .archive import build_archive
         from .servers import Config, ServerSet
 
+        remote = host.SUPPORTED and not self.in_process
+        if remote:
+            host.Host.shared()  # its imports run while this process loads the archive
         if self.archive is None:
             data_dir = None if self.data_dir is None else Path(self.data_dir)
             self.archive = build_archive(data_dir, scale=self.scale)
@@ -210,8 +237,13 @@ class Emulator:
             storage_host=self.storage_host, fault_seed=self.fault_seed,
             extra_items=self.extra_items,
         )
-        self.counters = Counters()
-        servers = ServerSet(config, self.counters)
+        servers: ServerSet | RemoteServers
+        if remote:
+            servers = host.RemoteServers(config)
+            self.counters = servers.counters
+        else:
+            self.counters = Counters()
+            servers = ServerSet(config, self.counters)
         urls = servers.start()
         self._servers = servers
         self.token_url, self.api_url = urls["token_url"], urls["api_url"]

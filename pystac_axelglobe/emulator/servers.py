@@ -122,7 +122,7 @@ class ServerSet:
             storage.app = StorageApp(self.state, items)
             for server in self._servers:
                 thread = threading.Thread(
-                    target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True,
+                    target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True,
                     name=f"axelglobe-emulator-{_url(server)}",
                 )
                 thread.start()
