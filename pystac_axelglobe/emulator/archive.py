@@ -60,6 +60,7 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -503,10 +504,30 @@ def build_archive(data_dir: Path | str | None = None, *, scale: str = "small") -
     return Archive(root)
 
 
+def open_archive(root: Path | str) -> Archive:
+    """The built archive in ``root``, read once per process (until its index changes).
+
+    An archive never changes once built, and an emulator start reads it (the parent, and
+    the servers' process): a cached object saves both the parse of its index.
+
+    Example:
+        >>> root = build_archive().root  # doctest: +SKIP
+        >>> open_archive(root) is open_archive(root)  # doctest: +SKIP
+        True
+    """
+    index = (Path(root) / "items.json").stat()
+    return _open(str(root), index.st_mtime_ns, index.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _open(root: str, mtime_ns: int, size: int) -> Archive:
+    return Archive(Path(root))
+
+
 def _load_if_built(root: Path, scale: str) -> Archive | None:
     if not (root / "items.json").is_file():
         return None
-    archive = Archive(root)
+    archive = open_archive(root)
     if archive.archive_version != ARCHIVE_VERSION or archive.scale != scale:
         raise ConfigurationError(
             f"{root} holds a {archive.scale!r} archive of version {archive.archive_version}, "
@@ -851,5 +872,6 @@ __all__ = [
     "build_archive",
     "default_data_dir",
     "item_dict",
+    "open_archive",
     "land_cover",
 ]

@@ -25,6 +25,7 @@ from .state import (
     DEFAULT_CLIENT_ID,
     FAULT_KINDS,
     RUNTIME_SWITCHES,
+    Config,
     Counters,
     Switches,
 )
@@ -223,7 +224,6 @@ class Emulator:
         if self._servers is not None:
             return self
         from .archive import build_archive
-        from .servers import Config, ServerSet
 
         remote = host.SUPPORTED and not self.in_process
         if remote:
@@ -242,6 +242,8 @@ class Emulator:
             servers = host.RemoteServers(config)
             self.counters = servers.counters
         else:
+            from .servers import ServerSet  # werkzeug: only where the servers run
+
             self.counters = Counters()
             servers = ServerSet(config, self.counters)
         urls = servers.start()

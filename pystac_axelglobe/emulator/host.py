@@ -44,10 +44,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .state import COUNTERS_SIZE, Counters
+from .state import COUNTERS_SIZE, Config, Counters
 
 if TYPE_CHECKING:
-    from .servers import Config, ServerSet
+    from .servers import ServerSet
 
 #: Whether servers can run in a host process here (pipes passed as file descriptors).
 SUPPORTED = os.name == "posix"

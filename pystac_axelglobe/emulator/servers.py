@@ -6,6 +6,7 @@
 
 Example:
     >>> from .archive import build_archive
+    >>> from .state import Config
     >>> config = Config(archive_root=str(build_archive().root))  # doctest: +SKIP
     >>> servers = ServerSet(config)  # doctest: +SKIP
     >>> urls = servers.start()  # doctest: +SKIP
@@ -14,47 +15,20 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
 from .api import ApiApp
-from .archive import Archive
+from .archive import open_archive
 from .items import ItemStore
-from .state import API_PATH, DEFAULT_AUDIENCE, Counters, State, Switches
+from .state import API_PATH, Config, Counters, State
 from .storage import StorageApp
 from .token import TOKEN_PATH, Grants, TokenApp
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
-
-@dataclasses.dataclass
-class Config:
-    """Everything a :class:`ServerSet` needs to start (picklable: it crosses processes).
-
-    Attributes:
-        archive_root: The folder of a built archive (:func:`.archive.build_archive`).
-        switches: The switches the apps start with.
-        clients: ``{client_id: secret}`` the token endpoint accepts.
-        audience: The audience it expects.
-        host: Loopback address of the token and API origins.
-        storage_host: Loopback address of the storage origin (falls back to ``host``).
-        fault_seed: Seed of the fault generator.
-        extra_items: Metadata-only items served besides the archive's (:mod:`.bulk`).
-    """
-
-    archive_root: str
-    switches: Switches = dataclasses.field(default_factory=Switches)
-    clients: dict[str, str] = dataclasses.field(default_factory=dict)
-    audience: str = DEFAULT_AUDIENCE
-    host: str = "127.0.0.1"
-    storage_host: str = "127.0.0.2"
-    fault_seed: int = 0
-    extra_items: int = 0
-
 
 class _QuietHandler(WSGIRequestHandler):
     """No per-request log lines: tests and the command line would drown in them."""
@@ -95,7 +69,7 @@ class ServerSet:
         self.config = config
         self.state = State(config.switches, counters, fault_seed=config.fault_seed)
         self.grants = Grants(self.state)
-        self.archive = Archive(Path(config.archive_root))
+        self.archive = open_archive(config.archive_root)
         self._servers: list[_QuietServer] = []
         self._threads: list[threading.Thread] = []
 

@@ -1,5 +1,8 @@
 """What the emulator's three apps share: switches, counters, signing, faults and the clock.
 
+Also :class:`Config`, all a :class:`~.servers.ServerSet` needs to start (it crosses to the
+servers' process, so it lives here, away from the servers' imports).
+
 One :class:`State` per running emulator. The token app (:mod:`.token`), the API
 (:mod:`.api`) and the storage (:mod:`.storage`) each get it; nothing else is shared between
 them, except the token grants the API checks (:class:`.token.Grants`).
@@ -318,3 +321,28 @@ class State:
         with self._lock:
             self._api_log.clear()
             self._storage_log.clear()
+
+
+@dataclasses.dataclass
+class Config:
+    """Everything a :class:`ServerSet` needs to start (picklable: it crosses processes).
+
+    Attributes:
+        archive_root: The folder of a built archive (:func:`.archive.build_archive`).
+        switches: The switches the apps start with.
+        clients: ``{client_id: secret}`` the token endpoint accepts.
+        audience: The audience it expects.
+        host: Loopback address of the token and API origins.
+        storage_host: Loopback address of the storage origin (falls back to ``host``).
+        fault_seed: Seed of the fault generator.
+        extra_items: Metadata-only items served besides the archive's (:mod:`.bulk`).
+    """
+
+    archive_root: str
+    switches: Switches = dataclasses.field(default_factory=Switches)
+    clients: dict[str, str] = dataclasses.field(default_factory=dict)
+    audience: str = DEFAULT_AUDIENCE
+    host: str = "127.0.0.1"
+    storage_host: str = "127.0.0.2"
+    fault_seed: int = 0
+    extra_items: int = 0
