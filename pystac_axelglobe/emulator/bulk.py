@@ -1,6 +1,6 @@
 """Metadata-only items in bulk (``extra_items=N``): searches over thousands of items.
 
-The items are valid grus-1 STAC items like the archive's (:func:`.archive.item_dict`: the
+The items are valid grus-1 STAC items like the archive's (:func:`.scenes.item_dict`: the
 same properties, assets, links and ``crs`` member in the geometry) but have no files:
 their asset hrefs redirect to storage, which answers 404 ``NoSuchKey``. They are a pure
 function of their index:
@@ -28,7 +28,7 @@ import functools
 import hashlib
 from typing import Any
 
-from .archive import (
+from .scenes import (
     _BANDS,
     _UUID_NAMESPACE,
     API_ROOT_PLACEHOLDER,
@@ -61,7 +61,7 @@ def _capture(capture: int) -> tuple[str, dt.datetime, str]:
 
 
 def _item_uuid(capture_id: str, col: int, row: int) -> str:
-    """:func:`.archive._item_id` (a uuid5) without building a ``uuid.UUID``: 10x faster."""
+    """:func:`.scenes._item_id` (a uuid5) without building a ``uuid.UUID``: 10x faster."""
     name = f"{COLLECTION_ID}/{capture_id}/{col}/{row}".encode()
     raw = bytearray(hashlib.sha1(_UUID_NAMESPACE.bytes + name).digest()[:16])
     raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
@@ -132,7 +132,7 @@ def expand(item: dict[str, Any], api_root: str) -> dict[str, Any]:
     """The whole STAC item of a :func:`record` (hrefs under ``api_root``); others as they are.
 
     A record is an item without assets: it gets the links and assets
-    :func:`.archive.item_dict` would give it.
+    :func:`.scenes.item_dict` would give it.
 
     Example:
         >>> item = expand(record(0), "http://h/x")
