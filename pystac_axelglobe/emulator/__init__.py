@@ -10,7 +10,7 @@ One module per origin: :mod:`.token`, :mod:`.api`, :mod:`.storage`, around the s
 share (:mod:`.state`); :mod:`.servers` runs them, in a process of their own (:mod:`.host`),
 which :class:`.emulator.Emulator` starts and drives; :mod:`.switches` puts the switches on
 a command line; :mod:`.archive` and :mod:`.bulk` make the data, :mod:`.items` and
-:mod:`.search` find it.
+:mod:`.params` and :mod:`.search` find it.
 
 Example:
     >>> import requests
