@@ -18,8 +18,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from . import host
-from .host import RemoteServers
+from .host import SUPPORTED as SERVERS_PROCESS_SUPPORTED
+from .host import Host, RemoteServers
 from .state import (
     DEFAULT_AUDIENCE,
     DEFAULT_CLIENT_ID,
@@ -168,7 +168,7 @@ class Emulator:
         storage_host: str = "127.0.0.2",
         in_process: bool = False,
     ) -> None:
-        given = dict(locals())
+        given = dict(locals())  # the runtime switches are the arguments named as in Switches
         self._servers: ServerSet | RemoteServers | None = None
         self._switches = Switches(**{name: check(name, given[name])
                                      for name in RUNTIME_SWITCHES if name in given})
@@ -225,9 +225,9 @@ class Emulator:
             return self
         from .archive import build_archive
 
-        remote = host.SUPPORTED and not self.in_process
+        remote = SERVERS_PROCESS_SUPPORTED and not self.in_process
         if remote:
-            host.Host.shared()  # its imports run while this process loads the archive
+            Host.shared()  # started now: its imports run while this process loads the archive
         if self.archive is None:
             data_dir = None if self.data_dir is None else Path(self.data_dir)
             self.archive = build_archive(data_dir, scale=self.scale)
@@ -239,7 +239,7 @@ class Emulator:
         )
         servers: ServerSet | RemoteServers
         if remote:
-            servers = host.RemoteServers(config)
+            servers = RemoteServers(config)
             self.counters = servers.counters
         else:
             from .servers import ServerSet  # werkzeug: only where the servers run

@@ -128,6 +128,8 @@ class Host:
             if self.process.poll() is not None:
                 raise self._gone()
             if time.monotonic() > deadline:
+                # A late answer would be taken for the next request's: end it instead.
+                self.process.kill()
                 raise HostError(f"the emulator's server process did not answer in {timeout} s")
         try:
             answer = self._recv.recv()
