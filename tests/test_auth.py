@@ -270,15 +270,7 @@ def test_a_persistent_401_is_retried_once_only() -> None:
     with Emulator() as emu:
         auth = AxelGlobeAuth(**kwargs_of(emu))
         assert requests.get(emu.api_url, auth=auth, timeout=30).status_code == 200
-        emu.revoke_tokens()
-        original = emu.issue_token
-
-        def revoked_at_once(client_id: str) -> str:
-            token = original(client_id)
-            emu.revoke_tokens()
-            return token
-
-        emu.issue_token = revoked_at_once  # type: ignore[method-assign]
+        emu.reject_tokens = True  # the old token and every new one: 401
         r = requests.get(emu.api_url, auth=auth, timeout=30)
         assert r.status_code == 401 and len(r.history) == 1
         assert emu.counters.token_requests == 2

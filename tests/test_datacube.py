@@ -6,7 +6,6 @@ import ctypes
 import logging
 import pickle
 import re
-import secrets
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -63,18 +62,9 @@ def _clear_gdal_http_cache() -> None:
     ctypes.CDLL(paths.pop()).VSICurlClearCache()
 
 
-def _storage_log(emu: Emulator, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    """(file name, Range header or "") of every storage request from now on."""
-    log: list[tuple[str, str]] = []
-    handler = emu._storage
-
-    def logged(request: Any) -> Any:
-        log.append((request.path.rsplit("/", 1)[-1], request.headers.get("Range", "")))
-        return handler(request)
-
-    # storage_app looks the handler up on every request
-    monkeypatch.setattr(emu, "_storage", logged)
-    return log
+def _storage_log(emu: Emulator) -> list[tuple[str, str]]:
+    """(file name, Range header or "") of every storage request since the last reset."""
+    return [(path.rsplit("/", 1)[-1], byte_range) for _, path, byte_range in emu.storage_log]
 
 
 def expected(emu: Emulator, items: Sequence[pystac.Item], asset: str, var: xr.DataArray,
@@ -136,13 +126,12 @@ def test_capture_mosaic_is_pixel_exact(emulator: Emulator) -> None:
                                   expected(emulator, tiles, "msi_udm", ds.udm, fill=255))
 
 
-def test_requests_per_asset_one_redirect_one_size_probe_one_range(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_requests_per_asset_one_redirect_one_size_probe_one_range() -> None:
     with Emulator() as emu:  # fresh hrefs: nothing resolved or cached for them yet
         item = _capture(emu, JAPAN_CAPTURE)[0]
         files = _archive(emu).assets(item.id)
         _clear_gdal_http_cache()
-        log = _storage_log(emu, monkeypatch)
+        emu.reset_counters()
 
         # tci at 2.5 m: 512x512 px in four chunks, three bands: twelve reads of one file
         ds = ag.load([item], bands=["red", "nir", "tci_red", "tci_green", "tci_blue"],
@@ -152,7 +141,7 @@ def test_requests_per_asset_one_redirect_one_size_probe_one_range(
                                       expected(emu, [item], "tci", ds.tci_blue, band=3))
         assert emu.counters.redirects == 3  # one per asset, not per chunk or band
         by_file: dict[str, list[str]] = {}
-        for name, byte_range in log:
+        for name, byte_range in _storage_log(emu):
             by_file.setdefault(name, []).append(byte_range)
         for asset in ("band3", "band5", "tci"):
             size = files[asset].stat().st_size
@@ -171,10 +160,10 @@ def test_requests_per_asset_one_redirect_one_size_probe_one_range(
         assert emu.counters.storage_head_requests == 0
 
         # the same assets again in this process: GDAL's cache answers, storage hears nothing
-        log.clear()
+        emu.reset_counters()
         again = ag.load([item], bands=["red"], auth=_auth(emu))
         np.testing.assert_array_equal(again.red.isel(time=0).values, ds.red.values[0, ::2, ::2])
-        assert log == []
+        assert _storage_log(emu) == []
 
 
 def test_pan_and_tci_load_at_2_5_m_pixel_exact(emulator: Emulator) -> None:
@@ -314,7 +303,7 @@ def test_url_refused_by_storage_is_resolved_again(caplog: pytest.LogCaptureFixtu
         # Storage stops honouring every URL issued so far (as after a key rotation): the
         # cached URL now gets 403 although it has not expired. GDAL forgets what it read
         # (else its cache answers, as it would in this process, and storage is never asked).
-        emu._signing_key = secrets.token_bytes(32)
+        emu.rotate_signing_key()
         _clear_gdal_http_cache()
 
         again = ds.red.compute()
@@ -325,14 +314,12 @@ def test_url_refused_by_storage_is_resolved_again(caplog: pytest.LogCaptureFixtu
         assert "X-Amz-Signature" not in caplog.text
 
 
-def test_unreadable_asset_error_names_href_without_signature(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreadable_asset_error_names_href_without_signature() -> None:
     with Emulator() as emu:
         item = _capture(emu, JAPAN_CAPTURE)[0]
         ds = ag.load([item], bands=["red"], chunks={}, auth=_auth(emu))
-        # the API now redirects to a file storage does not have (404, twice)
-        presign = emu.presign
-        monkeypatch.setattr(emu, "presign", lambda item_id, name: presign(item_id, "x" + name))
+        # storage no longer has the file the API redirects to (404, twice)
+        emu.fault_kinds, emu.storage_fault_rate = ("404",), 1.0
 
         with pytest.raises(AssetError) as info:
             ds.red.compute()

@@ -81,6 +81,14 @@ def test_storage_errors(kind: str, status: int) -> None:
             assert r.headers["Retry-After"] == "1"
 
 
+def test_storage_404_only_when_asked_for() -> None:
+    with Emulator(storage_fault_rate=1.0, fault_kinds=("404",)) as emu:
+        r = requests.get(asset_url(emu), timeout=10)
+        assert r.status_code == 404 and "<Code>NoSuchKey</Code>" in r.text
+        assert emu.counters.faults == 1
+    assert "404" not in Emulator().fault_kinds
+
+
 @pytest.mark.parametrize("range_header", [None, "bytes=1000-50000"])
 def test_storage_drop(range_header: str | None) -> None:
     with Emulator(storage_fault_rate=1.0, fault_kinds=("drop",)) as emu:

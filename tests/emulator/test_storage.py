@@ -173,3 +173,24 @@ def test_storage_delay_still_serves_whole_file() -> None:
 def test_storage_on_its_own_origin(emulator: Emulator) -> None:
     storage, api = urlsplit(emulator.storage_url), urlsplit(emulator.api_url)
     assert (storage.hostname, storage.port) != (api.hostname, api.port)
+
+
+def test_rotated_signing_key_refuses_earlier_urls() -> None:
+    with Emulator() as emu:
+        url, data = presigned(emu)
+        emu.rotate_signing_key()
+        r = requests.get(url, timeout=10)
+        assert r.status_code == 403 and "<Code>SignatureDoesNotMatch</Code>" in r.text
+        fresh, _ = presigned(emu)
+        assert requests.get(fresh, timeout=10).content == data
+
+
+def test_storage_log_names_path_and_range() -> None:
+    with Emulator() as emu:
+        url, _ = presigned(emu)
+        requests.get(url, headers={"Range": "bytes=0-9"}, timeout=10)
+        requests.head(url, timeout=10)
+        path = urlsplit(url).path
+        assert emu.storage_log == [("GET", path, "bytes=0-9"), ("HEAD", path, "")]
+        emu.reset_counters()
+        assert emu.storage_log == [] and emu.counters.storage_requests == 0

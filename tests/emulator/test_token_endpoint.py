@@ -128,6 +128,15 @@ def test_revoke_tokens() -> None:
         assert landing(emu, ask(emu).json()["access_token"]).status_code == 200
 
 
+def test_reject_tokens_refuses_old_and_new_tokens_until_switched_off() -> None:
+    with Emulator(reject_tokens=True) as emu:
+        first = ask(emu)
+        assert first.status_code == 200  # the token endpoint still issues them
+        assert landing(emu, first.json()["access_token"]).status_code == 401
+        emu.reject_tokens = False
+        assert landing(emu, first.json()["access_token"]).status_code == 200
+
+
 def test_restriction_and_its_end() -> None:
     with Emulator(restrict_after=3, restrict_window=60, restrict_period=2) as emu:
         tokens = [ask(emu) for _ in range(3)]
