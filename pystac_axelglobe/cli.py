@@ -30,6 +30,7 @@ import click
 
 from . import __version__
 from ._redact import redact
+from .emulator.switches import click_options, emulator_kwargs
 from .errors import AxelGlobeError, InvalidQueryError
 from .settings import ENV_CLIENT_SECRET, Settings
 
@@ -629,20 +630,23 @@ def download(state: _State, /, items_file: Path | None, assets: Sequence[str], d
 
 
 @cli.command()
-@click.option("--token-lifetime", type=click.IntRange(1), default=86400, show_default=True,
-              help="Seconds a token lasts.")
-@click.option("--presign-lifetime", type=click.IntRange(1), default=900, show_default=True,
-              help="Seconds a presigned storage URL lasts.")
-@click.option("--scale", type=click.Choice(["small", "large"]), default="small",
-              show_default=True, help="Archive size (large: for benchmarks).")
-def emulator(token_lifetime: int, presign_lifetime: int, scale: str) -> None:
-    """Serve the AxelGlobe emulator in the foreground; print the variables to export."""
+@click_options
+def emulator(**switches: Any) -> None:
+    """Serve the AxelGlobe emulator in the foreground; print the variables to export.
+
+    Takes the same switches as ``python -m pystac_axelglobe.emulator`` (one definition:
+    ``pystac_axelglobe.emulator.switches``).
+    """
     from .emulator import Emulator
 
+    try:
+        kwargs = emulator_kwargs(switches)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from None
     click.echo("Starting the AxelGlobe emulator (the first run builds its archive)...",
                err=True)
-    with Emulator(token_lifetime=token_lifetime, presign_lifetime=presign_lifetime,
-                  scale=scale) as emu:
+    # in_process: nothing else runs in this process, so no client contends for its GIL
+    with Emulator(**kwargs, in_process=True) as emu:
         click.echo("# The AxelGlobe emulator is running. In another shell:")
         emu.serve_forever(click.echo)
     click.echo("Stopped.", err=True)

@@ -83,6 +83,8 @@ def _distributions(module: str) -> set[str]:
 def _extras_for(path: Path) -> tuple[str, ...]:
     """The extras a module may rely on, besides the core."""
     relative = path.relative_to(PACKAGE).as_posix()
+    if relative == "emulator/switches.py":  # click_options() serves `axelglobe emulator`
+        return ("emulator", "cli")
     if relative.startswith("emulator/"):
         return ("emulator",)
     return {"cli.py": ("cli",), "demo.py": ("all",)}.get(relative, ())
