@@ -140,9 +140,11 @@ def _is_root(path: str, api_url: str) -> bool:
 # --- response hooks -------------------------------------------------------------------------
 
 
-def _page(resp: requests.Response) -> dict[str, Any] | None:
+def _page(resp: requests.Response, stream: Any) -> dict[str, Any] | None:
     """The response's JSON object, or None (an error status, not JSON: left as it is)."""
-    if not 200 <= resp.status_code < 300:
+    if stream or not 200 <= resp.status_code < 300:
+        # A streamed body is the caller's to read (ag.open()'s StacApiIO reads it under a
+        # deadline, and re-sends the query itself).
         return None
     try:
         page = json.loads(resp.content)
@@ -164,7 +166,7 @@ def _carry_query(url: str, sent: Mapping[str, Any]) -> Hook:
             for name, value in sent.items()}
 
     def carry_query(resp: requests.Response, **kwargs: Any) -> requests.Response:
-        page = _page(resp)
+        page = _page(resp, kwargs.get("stream"))
         if page is None:
             return resp
         # As ag.open() reads it: relative links resolved, http(s) only, a body merged in
@@ -194,7 +196,7 @@ def _carry_query(url: str, sent: Mapping[str, Any]) -> Hook:
 
 def _complete_landing(resp: requests.Response, **kwargs: Any) -> requests.Response:
     """Hook on the landing page: ``conformsTo`` if missing, ``POST`` searches advertised."""
-    page = _page(resp)
+    page = _page(resp, kwargs.get("stream"))
     if page is None or page.get("type") != "Catalog":
         return resp
     changed = not page.get("conformsTo")
