@@ -558,3 +558,28 @@ def test_a_next_link_to_a_local_file_is_refused(
     found = client.search(limit=2).items()
     with pytest.raises(APIError, match="not an http"):
         list(found)
+
+
+# --- the documented one-liner runs ------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+PRODUCTION = "https://api.axelglobe.com/stac/v1/catalogs/axelglobe"
+
+
+@pytest.mark.parametrize(("page", "heading"), [
+    ("README.md", "## Already using pystac-client?"),
+    ("docs/getting-started.md", "## Already using pystac-client?"),
+    ("docs/searching.md", "## With the plain pystac-client"),
+])
+def test_documented_snippet_runs_against_the_emulator(page: str, heading: str,
+                                                      emulator_env: Emulator) -> None:
+    text = (ROOT / page).read_text()
+    block = text[text.index(heading):].split("```python\n", 1)[1].split("```", 1)[0]
+    assert "request_modifier=ag.AxelGlobeAuth(), modifier=ag.normalize_item" in block
+    namespace: dict[str, Any] = {}
+    before = len(emulator_env.requests)
+    exec(block.replace(PRODUCTION, emulator_env.api_url), namespace)  # as a reader pastes it
+    items = namespace.get("items") or namespace["search"].item_collection()
+    assert len(items) >= 1
+    assert all(ag.AxelGlobeExtension.ext(item).capture_id for item in items)
+    assert sent_searches(emulator_env, before)  # all GET, none refused
