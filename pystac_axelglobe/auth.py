@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import requests
@@ -147,7 +148,7 @@ class AxelGlobeAuth(AuthBase):
         """
         if not r.url or not self.is_api_url(r.url):
             return r  # storage, other hosts: nothing, not even the hook
-        extra: list[Any] = []
+        extra: list[Callable[..., Any]] = []
         if isinstance(r, requests.Request):
             from ._search_modifier import rewrite  # imports pystac-client: only when needed
 
