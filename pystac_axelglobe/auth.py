@@ -4,13 +4,15 @@ Example:
     >>> import requests
     >>> auth = AxelGlobeAuth(client_id="me", client_secret="s3cret")
     >>> requests.get(auth.settings.api_url, auth=auth)  # doctest: +SKIP
-    >>> pystac_client.Client.open(auth.settings.api_url, request_modifier=auth)  # doctest: +SKIP
+    >>> pystac_client.Client.open(auth.settings.api_url, request_modifier=auth,
+    ...                           modifier=ag.normalize_item)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import requests
@@ -41,6 +43,12 @@ class AxelGlobeAuth(AuthBase):
     - Works as ``session.auth`` / ``requests.get(..., auth=auth)`` and as pystac-client's
       ``request_modifier`` (it then also handles the 401 through a response hook on the
       ``requests.Request``).
+    - As ``request_modifier`` it makes the plain ``pystac_client.Client`` search AxelGlobe:
+      searches (``POST`` by default, or ``GET``) go out in AxelGlobe's ``GET`` dialect,
+      checked as ``ag.open()`` checks them, and each page's ``next`` link carries the query
+      (:mod:`._search_modifier`). A refused argument surfaces as pystac-client's
+      ``APIError`` with the message of the :class:`~pystac_axelglobe.errors.InvalidQueryError`
+      (its ``__context__``), when the search is first iterated; nothing is sent.
     - Tokens come from :meth:`TokenProvider.shared`: one per credential per process, one
       token cache file per machine.
 
@@ -71,6 +79,17 @@ class AxelGlobeAuth(AuthBase):
         >>> auth = AxelGlobeAuth(client_id="me", client_secret="s3cret")
         >>> auth
         AxelGlobeAuth(client_id='me', api_url='https://api.axelglobe.com/stac/v1/catalogs/axelglobe')
+
+        The plain pystac-client, in one line (``ag.open()`` is the shortcut for it)::
+
+            import pystac_client
+            import pystac_axelglobe as ag
+
+            client = pystac_client.Client.open(
+                "https://api.axelglobe.com/stac/v1/catalogs/axelglobe",
+                request_modifier=ag.AxelGlobeAuth(), modifier=ag.normalize_item)
+            items = client.search(collections=["grus-1"], filter="eo:cloud_cover <= 30",
+                                  max_items=100).item_collection()
     """
 
     def __init__(
@@ -116,9 +135,24 @@ class AxelGlobeAuth(AuthBase):
     # -- requests' AuthBase -------------------------------------------------------------
 
     def __call__(self, r: _R) -> _R:
-        """Add the token to ``r`` (prepared or not) if it goes to the API's origin."""
+        """Add the token to ``r`` (prepared or not) if it goes to the API's origin.
+
+        A ``requests.Request`` (pystac-client's ``request_modifier`` gets those, before they
+        are prepared) is also put in AxelGlobe's dialect (:mod:`._search_modifier`): a search
+        becomes a ``GET`` with AxelGlobe's parameters, and the page's ``next`` link carries
+        the query. A ``PreparedRequest`` (``session.auth``, as in ``ag.open()``) is sent as
+        it was prepared: only the token is added.
+
+        Raises:
+            InvalidQueryError: a search AxelGlobe would refuse (before a token is fetched).
+        """
         if not r.url or not self.is_api_url(r.url):
             return r  # storage, other hosts: nothing, not even the hook
+        extra: list[Callable[..., Any]] = []
+        if isinstance(r, requests.Request):
+            from ._search_modifier import rewrite  # imports pystac-client: only when needed
+
+            extra = rewrite(r, self.settings.api_url)
         token = self.provider.token()
         # A restricted client gets 429 for every call: send nothing until it ends. (After
         # token(): a first look at the cache file learns what other processes recorded.)
@@ -127,6 +161,7 @@ class AxelGlobeAuth(AuthBase):
         hooks = r.hooks.setdefault("response", [])
         if self._hook not in hooks:  # session.auth and request_modifier both set
             hooks.append(self._hook)
+        hooks.extend(extra)  # after the 401 hook: they see the answer the caller gets
         return r
 
     def is_api_url(self, url: str) -> bool:
