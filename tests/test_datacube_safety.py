@@ -13,7 +13,7 @@ import pickle
 import re
 import socketserver
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,19 +52,10 @@ def _band(emu: Emulator, item: pystac.Item, asset: str = "band3") -> Any:
 
 
 @pytest.fixture
-def storage_headers(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Emulator,
-                                                                       list[dict[str, str]]]]:
-    """A fresh emulator (URLs GDAL has never cached) and the headers of each storage request."""
-    seen: list[dict[str, str]] = []
+def storage_headers() -> Iterator[tuple[Emulator, Callable[[], list[dict[str, str]]]]]:
+    """A fresh emulator (URLs GDAL has never cached) and what storage saw of each request."""
     with Emulator() as emu:
-        handler = emu._storage
-
-        def logged(request: Any) -> Any:
-            seen.append(dict(request.headers))
-            return handler(request)
-
-        monkeypatch.setattr(emu, "_storage", logged)  # looked up on every request
-        yield emu, seen
+        yield emu, lambda: emu.storage_headers
 
 
 @pytest.fixture
@@ -112,9 +103,10 @@ _CASES = ["headers", "header-file", "userpwd", "basic-auth", "bearer", "cookie",
       for case in ("headers", "userpwd") for where in ("environ", "rasterio.Env")],
 ])
 def test_user_gdal_credentials_never_reach_storage(
-        storage_headers: tuple[Emulator, list[dict[str, str]]], monkeypatch: pytest.MonkeyPatch,
+        storage_headers: tuple[Emulator, Callable[[], list[dict[str, str]]]],
+        monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path, case: str, where: str, chunks: dict[str, int] | None) -> None:
-    emu, seen = storage_headers
+    emu, seen_at_storage = storage_headers
     item = _capture(emu)[0]
     options = _credential_cases(tmp_path)[case]
 
@@ -128,10 +120,11 @@ def test_user_gdal_credentials_never_reach_storage(
             ds = ag.load([item], bands=["red"], chunks=chunks, auth=_auth(emu)).compute()
 
     np.testing.assert_array_equal(ds.red.isel(time=0).values, _band(emu, item))
+    seen = seen_at_storage()
     assert seen, "storage was never asked: the check below would prove nothing"
-    for headers in seen:
-        assert "Authorization" not in headers, headers
-        assert not headers.get("Cookie"), headers
+    for headers in seen:  # names in lower case
+        assert "authorization" not in headers, headers
+        assert not headers.get("cookie"), headers
     assert emu.counters.storage_requests_with_authorization == 0
 
 
@@ -235,9 +228,12 @@ class HostileStorage:
 def redirected(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Emulator, list[str]]]:
     """An emulator whose API redirects to ``hostile[0]`` (a URL set by the test) instead."""
     target: list[str] = []
-    with Emulator() as emu:
-        presign = emu.presign
-        monkeypatch.setattr(emu, "presign", lambda item_id, name: presign(item_id, name)
+    # In this process, so that its API's presigning can be redirected; GDAL reads only the
+    # hostile server here, never this emulator's storage (no GIL contention with it).
+    with Emulator(in_process=True) as emu:
+        state = emu._servers.state  # type: ignore[union-attr]
+        presign = state.presign
+        monkeypatch.setattr(state, "presign", lambda item_id, name: presign(item_id, name)
                             .replace(emu.storage_url, target[0]))
         yield emu, target
 
@@ -320,7 +316,7 @@ def test_html_from_storage_is_an_error_without_the_signature(
 
 @pytest.mark.usefixtures("gdal_config")
 def test_curl_verbose_debug_logs_show_no_working_signature(
-        storage_headers: tuple[Emulator, list[dict[str, str]]],
+        storage_headers: tuple[Emulator, Callable[[], list[dict[str, str]]]],
         caplog: pytest.LogCaptureFixture) -> None:
     emu, _ = storage_headers
     caplog.set_level(logging.DEBUG)

@@ -304,6 +304,22 @@ class Emulator:
         result: list[tuple[str, str, str]] = self._call("storage_log")
         return result
 
+    @property
+    def storage_headers(self) -> list[dict[str, str]]:
+        """The headers (lower-case names) of every storage request since the reset.
+
+        For tests that check what reaches storage: no ``authorization``, no ``cookie``.
+
+        Example:
+            >>> with Emulator() as emu:  # doctest: +SKIP
+            ...     emu.storage_headers
+            []
+        """
+        if self._servers is None:
+            return []
+        result: list[dict[str, str]] = self._call("storage_headers")
+        return result
+
     def reset_counters(self) -> None:
         """Zero every counter and forget the logged requests.
 

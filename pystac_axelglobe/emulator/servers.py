@@ -63,7 +63,7 @@ class ServerSet:
 
     #: The commands :meth:`call` accepts: what a parent process may ask.
     COMMANDS = frozenset({"set_switch", "token", "revoke_tokens", "rotate_signing_key",
-                          "reset", "api_log", "storage_log"})
+                          "reset", "api_log", "storage_log", "storage_headers"})
 
     def __init__(self, config: Config, counters: Counters | None = None) -> None:
         self.config = config
@@ -150,6 +150,9 @@ class ServerSet:
 
     def _cmd_storage_log(self) -> list[tuple[str, str, str]]:
         return self.state.storage_log()
+
+    def _cmd_storage_headers(self) -> list[dict[str, str]]:
+        return self.state.storage_headers()
 
 
 def _unready(environ: Any, start_response: Any) -> list[bytes]:

@@ -265,6 +265,7 @@ class State:
         self._rng = random.Random(fault_seed)
         self._api_log: list[tuple[str, str, str]] = []
         self._storage_log: list[tuple[str, str, str]] = []
+        self._storage_headers: list[dict[str, str]] = []
 
     def set_switch(self, name: str, value: Any) -> None:
         """Change one switch for the requests that follow."""
@@ -300,10 +301,12 @@ class State:
         with self._lock:
             self._api_log.append((method, path, query))
 
-    def log_storage(self, method: str, path: str, byte_range: str) -> None:
-        """Remember one storage request (for :attr:`Emulator.storage_log`)."""
+    def log_storage(self, method: str, path: str, byte_range: str,
+                    headers: dict[str, str] | None = None) -> None:
+        """Remember one storage request (for :attr:`Emulator.storage_log`, ``storage_headers``)."""
         with self._lock:
             self._storage_log.append((method, path, byte_range))
+            self._storage_headers.append(dict(headers or {}))
 
     def api_log(self) -> list[tuple[str, str, str]]:
         """``(method, path, query)`` of every API request since the last reset."""
@@ -315,12 +318,18 @@ class State:
         with self._lock:
             return list(self._storage_log)
 
+    def storage_headers(self) -> list[dict[str, str]]:
+        """The headers of every storage request since the reset (lower-case names)."""
+        with self._lock:
+            return [dict(h) for h in self._storage_headers]
+
     def reset(self) -> None:
         """Zero the counters and forget the logged requests."""
         self.counters.reset()
         with self._lock:
             self._api_log.clear()
             self._storage_log.clear()
+            self._storage_headers.clear()
 
 
 @dataclasses.dataclass

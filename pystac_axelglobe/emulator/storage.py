@@ -108,7 +108,8 @@ class StorageApp:
         """The answer to one request: check it as S3 would, then send the file."""
         counters = self.state.counters
         counters.add("storage_requests")
-        self.state.log_storage(request.method, request.path, request.headers.get("Range", ""))
+        self.state.log_storage(request.method, request.path, request.headers.get("Range", ""),
+                               {k.lower(): v for k, v in request.headers.items()})
         if "Authorization" in request.headers:
             counters.add("storage_requests_with_authorization")
             return s3_error(400, "InvalidArgument", _TWO_AUTHS, request.path)
