@@ -59,7 +59,7 @@ from odc.loader import RioDriver, RioReader
 from odc.loader._rio import rio_read
 from odc.stac._mdtools import StacAuxReader, StacMDParser
 
-from . import assets as _assets
+from . import presigned as _assets
 from ._redact import redact
 from .auth import default_auth
 from .errors import AssetError, ConfigurationError

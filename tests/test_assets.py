@@ -15,12 +15,12 @@ import requests
 import responses
 from urllib3.util.retry import Retry
 
-from pystac_axelglobe import assets
-from pystac_axelglobe.assets import PresignedURL, invalidate, resolve
+from pystac_axelglobe import presigned as assets
 from pystac_axelglobe.auth import AxelGlobeAuth
 from pystac_axelglobe.emulator import Emulator
 from pystac_axelglobe.emulator.archive import Archive
 from pystac_axelglobe.errors import AssetError, RestrictedError
+from pystac_axelglobe.presigned import PresignedURL, invalidate, resolve
 
 
 def _archive(emu: Emulator) -> Archive:

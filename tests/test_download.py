@@ -21,12 +21,13 @@ import urllib3.exceptions
 from tqdm import tqdm
 from urllib3.util.retry import Retry
 
-from pystac_axelglobe import assets
-from pystac_axelglobe.assets import PresignedURL, download, resolve
+from pystac_axelglobe import _http, downloads, presigned
 from pystac_axelglobe.auth import AxelGlobeAuth
+from pystac_axelglobe.downloads import download
 from pystac_axelglobe.emulator import Emulator
 from pystac_axelglobe.emulator.archive import Archive
 from pystac_axelglobe.errors import ConfigurationError, DownloadError
+from pystac_axelglobe.presigned import PresignedURL, resolve
 
 
 def _archive(emu: Emulator) -> Archive:
@@ -154,7 +155,7 @@ def test_expired_presigned_url_is_resolved_again(tmp_path: Path) -> None:
         stale = resolve(href, auth=auth)
         time.sleep(max(0.0, stale.remaining()) + 1.1)  # storage now refuses it (403)
         # Make the cache believe it is still good, as a URL revoked early would be.
-        assets._cache[assets._cache_key(href, auth)] = assets._Cached(
+        presigned._cache[presigned._cache_key(href, auth)] = presigned._Cached(
             PresignedURL(stale.url, time.time() + 600), lifetime=900)
         local = download(item, assets=["tci"], directory=tmp_path, auth=auth, progress=False)
         _assert_identical(emu, [item], local, ["tci"])
@@ -250,7 +251,7 @@ def test_a_failed_asset_does_not_stop_the_others(emulator: Emulator, tmp_path: P
 def test_storage_failing_for_good_names_every_asset(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(assets, "DOWNLOAD_RETRY", Retry(
+    monkeypatch.setattr(downloads, "DOWNLOAD_RETRY", Retry(
         total=2, backoff_factor=0, status_forcelist=[503], allowed_methods=["GET"]))
     with Emulator(storage_fault_rate=1.0, fault_kinds=("503",)) as emu:
         item = emu.items()[0]
@@ -324,7 +325,7 @@ def test_part_of_an_older_version_is_not_resumed_into_the_new_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
 ) -> None:
     # First run: the transfer is cut half-way and not retried: a .part of version 1 stays.
-    monkeypatch.setattr(assets, "DOWNLOAD_RETRY", Retry(total=0, backoff_factor=0))
+    monkeypatch.setattr(downloads, "DOWNLOAD_RETRY", Retry(total=0, backoff_factor=0))
     with Emulator(data_dir=tmp_path / "archive", storage_fault_rate=1.0,
                   fault_kinds=("drop",)) as emu:
         item = emu.items()[0]
@@ -343,7 +344,7 @@ def test_part_of_an_older_version_is_not_resumed_into_the_new_one(
         source.write_bytes(new)
         os.utime(source, (time.time() + 10, time.time() + 10))  # a new ETag
         emu.storage_fault_rate = 0.0
-        monkeypatch.setattr(assets, "DOWNLOAD_RETRY", Retry(total=3, backoff_factor=0))
+        monkeypatch.setattr(downloads, "DOWNLOAD_RETRY", Retry(total=3, backoff_factor=0))
         local = download(item, assets="band3", directory=out, auth=_auth(emu),
                          progress=False)
         # Version 2 whole, not version 1's head glued to version 2's tail.
@@ -421,7 +422,7 @@ def test_ctrl_c_does_not_sit_through_a_retry_backoff() -> None:
     policy = Retry(total=5, backoff_factor=100)
     cancel = threading.Event()
     dropped = urllib3.exceptions.ProtocolError("dropped")
-    policy = assets._increment(policy, "a file", dropped, cancel=cancel)  # first: no wait
+    policy = _http.count_failure(policy, "a file", dropped, cancel=cancel)  # first: no wait
     cancel.set()
-    with pytest.raises(assets._Cancelled):
-        assets._increment(policy, "a file", dropped, cancel=cancel)
+    with pytest.raises(_http.Cancelled):
+        _http.count_failure(policy, "a file", dropped, cancel=cancel)
