@@ -176,15 +176,18 @@ class _WatchedHTTPSConnection(HTTPSConnection):
         return super().getresponse()
 
 
-class _WatchedHTTPPool(HTTPConnectionPool):
+# Named as urllib3's own: urllib3 puts the pool's class name in its error messages.
+class _HTTPConnectionPool(HTTPConnectionPool):
     ConnectionCls = _WatchedHTTPConnection
 
 
-class _WatchedHTTPSPool(HTTPSConnectionPool):
+class _HTTPSConnectionPool(HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
 
 
-_WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+_HTTPConnectionPool.__name__ = _HTTPConnectionPool.__qualname__ = "HTTPConnectionPool"
+_HTTPSConnectionPool.__name__ = _HTTPSConnectionPool.__qualname__ = "HTTPSConnectionPool"
+_WATCHED_POOLS = {"http": _HTTPConnectionPool, "https": _HTTPSConnectionPool}
 
 
 class WatchedAdapter(requests.adapters.HTTPAdapter):

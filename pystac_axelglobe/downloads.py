@@ -39,13 +39,14 @@ import pystac
 import requests
 import urllib3.exceptions
 
+from . import presigned as _presigned
 from ._http import Cancelled, GaveUp, Session, count_failure, deadline, display, timeouts
 from ._partfile import Folder, Origin, PartFile, claim
 from ._redact import redact
 from ._retry import RETRY_STATUSES, download_retry
 from .auth import default_auth
 from .errors import AssetError, ConfigurationError, DownloadError
-from .presigned import RESOLVE_TIMEOUT, invalidate, resolve
+from .presigned import invalidate, resolve
 
 if TYPE_CHECKING:
     from .auth import AxelGlobeAuth
@@ -447,9 +448,10 @@ class _TooSlow(urllib3.exceptions.ProtocolError):
 class _Budget:
     """How much longer one file may keep failing: in a row, in all, and in time.
 
-    Progress (the ``.part`` longer than ever before in this call) renews the attempts in a
-    row and the time; attempts that only rewrite the same bytes (a server ignoring
-    ``Range``) renew nothing.
+    Progress (the ``.part`` longer than ever before in this call, by bytes that came at
+    least at :data:`LOW_SPEED_LIMIT`) renews the attempts in a row and the time. Attempts
+    that only rewrite the same bytes (a server ignoring ``Range``) or that trickle renew
+    nothing, so such a server is given up after :data:`STALL_TIMEOUT` seconds at most.
     """
 
     def __init__(self, where: str, cancel: threading.Event, size: int) -> None:
@@ -463,10 +465,10 @@ class _Budget:
         """Seconds before the file is given up unless it makes progress."""
         return self.until - time.monotonic()
 
-    def progress(self, size: int) -> None:
-        """Note the ``.part``'s size after an attempt."""
-        if size > self.best:
-            self.best = size
+    def progress(self, size: int, since: float) -> None:
+        """Note the ``.part``'s size after an attempt begun at ``since`` (monotonic)."""
+        gained, self.best = size - self.best, max(size, self.best)
+        if gained > 0 and gained >= LOW_SPEED_LIMIT * (time.monotonic() - since):
             self.retry = DOWNLOAD_RETRY.new()
             self.until = time.monotonic() + STALL_TIMEOUT
 
@@ -501,6 +503,7 @@ class _Transfer:
         self.unverified = False  # a body without length ended: is that the file's end?
         self.counted_total = 0  # bytes added to the progress bar's total for this file
         self.counted_done = 0  # bytes added to the progress bar's count for this file
+        self.started = time.monotonic()  # when the current attempt began
 
     def run(self) -> None:
         """Attempt until the file is in place, or raise."""
@@ -510,9 +513,10 @@ class _Transfer:
             offset = self._offset()
             left = self.budget.left()
             if left <= 0:
-                raise GaveUp(f"gave up: no progress for {STALL_TIMEOUT:g} s")
+                raise GaveUp(f"gave up after {self.budget.failures} failed attempts: no "
+                             f"progress for {STALL_TIMEOUT:g} s")
             presigned = resolve(self.task.href, auth=self.auth,
-                                timeout=min(RESOLVE_TIMEOUT, left))
+                                timeout=min(_presigned.RESOLVE_TIMEOUT, left))
             response = self._send(presigned.url, offset)
             if response is None:
                 continue
@@ -541,20 +545,25 @@ class _Transfer:
             if etag and not etag.startswith("W/"):  # weak ETags are not allowed in If-Range
                 # If the file has changed meanwhile, storage sends all of it (200).
                 headers["If-Range"] = etag
+        self.started = time.monotonic()
         # The deadline covers the status line and headers, however slowly they trickle.
         with deadline(self.budget.until) as watch:
             try:
-                return self.session.get(
+                response = self.session.get(
                     url, headers=headers, stream=True, allow_redirects=False,
                     timeout=timeouts(CONNECT_TIMEOUT, READ_TIMEOUT, self.budget.left()),
                     **self.session.env_for(url))
             except requests.RequestException as err:
                 error: Exception = err
-                if watch.fired:
-                    error = urllib3.exceptions.ProtocolError(
-                        f"no answer within {STALL_TIMEOUT:g} s")
-                self.budget.fail(error)
-                return None
+            else:
+                if not watch.fired:
+                    return response
+                # Cut off mid-headers, http.client takes the end of the stream for their end.
+                response.close()
+        if watch.fired:
+            error = urllib3.exceptions.ProtocolError(f"no answer within {STALL_TIMEOUT:g} s")
+        self.budget.fail(error)
+        return None
 
     def _answer(self, response: requests.Response, offset: int) -> bool:
         status = response.status_code
@@ -647,11 +656,11 @@ class _Transfer:
         except (requests.RequestException, urllib3.exceptions.HTTPError) as err:
             # Network trouble only: urllib3 wraps socket errors. A failing write (disk
             # full, permissions) is an OSError and fails this file at once.
-            self.budget.progress(self.part.size())
+            self.budget.progress(self.part.size(), self.started)
             self.budget.fail(err)
             return False
         size = self.part.size()
-        self.budget.progress(size)
+        self.budget.progress(size, self.started)
         if total is None:
             if response.raw.chunked:  # its last chunk arrived: the body is whole
                 return self._finish()

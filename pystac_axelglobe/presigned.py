@@ -305,6 +305,9 @@ class _Redirect:
                     self._failed(err, watch.fired)
                     continue
                 with response:
+                    if watch.fired:
+                        # Cut off mid-headers: http.client took the cut for their end.
+                        raise self._timed_out(" (the API answered too slowly)")
                     location = response.headers.get("Location")
                     if response.status_code in _REDIRECT_STATUSES and location:
                         _release(response)
