@@ -73,6 +73,12 @@ class Watch:
                 return
         _shutdown(sock)
 
+    def extend(self, at: float) -> None:
+        """Move the deadline to ``at`` (later), e.g. after progress."""
+        if at > self.at:
+            self.at = at
+            _watchdog.add(self)
+
     def expire(self) -> None:
         """Shut down every watched socket: a blocked read returns at once."""
         with self._lock:
@@ -117,7 +123,8 @@ class _Watchdog:
                     self._cond.wait(wait)
                     continue
                 heapq.heappop(self._heap)
-            if watch.active:
+            # An extended watch has a later entry in the heap too; this one is stale.
+            if watch.active and watch.at <= at:
                 watch.expire()
 
 

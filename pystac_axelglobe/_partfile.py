@@ -98,6 +98,17 @@ class Folder:
             raise
         return cls(path, fd)
 
+    def in_place(self, root_fd: int | None) -> bool:
+        """Whether the folder's name still leads to this very folder (not swapped meanwhile)."""
+        if self.fd is None or root_fd is None:
+            return self.path.is_dir() and not self.path.is_symlink()
+        try:
+            found = os.stat(self.path.name, dir_fd=root_fd, follow_symlinks=False)
+        except OSError:
+            return False
+        mine = os.fstat(self.fd)
+        return (found.st_dev, found.st_ino) == (mine.st_dev, mine.st_ino)
+
     def close(self) -> None:
         """Close the folder's descriptor."""
         if self.fd is not None:
@@ -217,7 +228,11 @@ class PartFile:
         # The record first: a crash in between leaves a .part without one (fetched again
         # next time), never a stray .part.json beside a complete file.
         self.folder.unlink(self.meta)
-        self.folder.rename(self.part, self.name)
+        try:
+            self.folder.rename(self.part, self.name)
+        except OSError as err:  # e.g. a folder under the final name
+            raise AssetError(f"cannot move {self.folder.path / self.part} into place as "
+                             f"{self.name}: {err.strerror}; remove what is there") from None
         self.folder.sync()
         self._done = True
 

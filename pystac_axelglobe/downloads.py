@@ -22,30 +22,37 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
-import stat
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
 import pystac
 import requests
 import urllib3.exceptions
 
 from . import presigned as _presigned
-from ._http import Cancelled, GaveUp, Session, count_failure, deadline, display, timeouts
+from ._http import (
+    Cancelled,
+    GaveUp,
+    Session,
+    Watch,
+    count_failure,
+    deadline,
+    display,
+    timeouts,
+)
 from ._partfile import Folder, Origin, PartFile, claim
+from ._plan import Task, as_items, check_arguments, download_root, is_complete, name_files
 from ._redact import redact
 from ._retry import RETRY_STATUSES, download_retry
 from .auth import default_auth
-from .errors import AssetError, ConfigurationError, DownloadError
+from .errors import AssetError, DownloadError
 from .presigned import invalidate, resolve
 
 if TYPE_CHECKING:
@@ -81,7 +88,6 @@ MAX_FORBIDDEN = 3
 #: Retry policy of each storage transfer: the attempts in a row that make no progress.
 DOWNLOAD_RETRY = download_retry()
 
-_MAX_NAME = 255 - len(".part.json")  # the longest file name whose temporaries still fit
 
 
 def download(
@@ -142,15 +148,15 @@ def download(
         >>> items = client.search(bbox=[133, 35, 137, 36], max_items=2)  # doctest: +SKIP
         >>> local = download(items, assets=["tci", "msi_udm"], directory="out")  # doctest: +SKIP
     """
-    keys = _check_arguments(assets, directory, max_workers, overwrite, progress)
-    root = _root(directory)
-    plan = _plan(_as_items(items), keys, root)
+    keys = check_arguments(assets, directory, max_workers, overwrite, progress)
+    root = download_root(directory)
+    plan = name_files(as_items(items), keys, root)
 
-    unique: dict[Path, _Task] = {}
+    unique: dict[Path, Task] = {}
     for _, tasks in plan:
         for task in tasks:
             unique.setdefault(task.dest, task)
-    todo = [t for t in unique.values() if overwrite or not _complete(root, t)]
+    todo = [t for t in unique.values() if overwrite or not is_complete(root, t)]
     errors: dict[str, BaseException] = {}
     if todo:
         errors = _run(todo, root, auth or default_auth(), overwrite=overwrite,
@@ -170,169 +176,9 @@ def download(
     return result
 
 
-# --- checking the arguments and naming every file, before anything is sent ----------------
-
-@dataclasses.dataclass
-class _Task:
-    item_id: str
-    key: str
-    href: str
-    dest: Path
-
-    @property
-    def name(self) -> str:
-        return f"{self.item_id}/{self.key}"
-
-
-def _check_arguments(assets: str | Sequence[str] | None, directory: object, max_workers: object,
-                     overwrite: object, progress: object) -> list[str] | None:
-    if isinstance(assets, str):
-        assets = [assets]
-    if assets is not None:
-        assets = list(assets)
-        if not assets or any(not isinstance(a, str) for a in assets):
-            raise ConfigurationError(
-                "assets must be None (all), an asset key or a non-empty list of keys, "
-                f"got {assets!r}"
-            )
-    if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
-        raise ConfigurationError(f"max_workers must be a positive integer, got {max_workers!r}")
-    for name, flag in (("overwrite", overwrite), ("progress", progress)):
-        if not isinstance(flag, bool):
-            raise ConfigurationError(f"{name} must be True or False, got {flag!r}")
-    if not isinstance(directory, (str, os.PathLike)) or isinstance(directory, bytes):
-        raise ConfigurationError(
-            f"directory must be a folder path (str or pathlib.Path), got {directory!r}")
-    text = os.fspath(directory)
-    if not isinstance(text, str) or not text.strip() or "\0" in text:
-        raise ConfigurationError(
-            f"directory must be a folder path (str or pathlib.Path), got {directory!r}")
-    return assets
-
-
-def _root(directory: str | os.PathLike[str]) -> Path:
-    root = Path(directory).expanduser().resolve()
-    if root.exists() and not root.is_dir():
-        raise ConfigurationError(f"directory {str(root)!r} exists and is not a folder")
-    return root
-
-
-def _as_items(items: object) -> list[pystac.Item]:
-    if isinstance(items, pystac.Item):
-        return [items]
-    if isinstance(items, pystac.ItemCollection):
-        return list(items.items)
-    search_items = getattr(items, "items", None)
-    if callable(search_items) and not isinstance(items, dict):
-        # pystac_client.ItemSearch: iterating its items() pages through the search.
-        items = search_items()
-    if isinstance(items, (str, bytes, dict)) or not isinstance(items, Iterable):
-        raise ConfigurationError(
-            f"download() takes a pystac.Item, a list of them, an ItemCollection or an "
-            f"ItemSearch, not {type(items).__name__}; for an item dict use "
-            "pystac.Item.from_dict(d)"
-        )
-    result = list(items)
-    for obj in result:
-        if not isinstance(obj, pystac.Item):
-            raise ConfigurationError(
-                f"download() takes pystac.Item objects, got a {type(obj).__name__} in the "
-                "list; for item dicts use pystac.Item.from_dict(d)"
-            )
-    return result
-
-
-def _check_name(name: object, what: str) -> str:
-    """``name`` if it can be one file or folder name in any directory, else raise."""
-    if not isinstance(name, str) or name in ("", ".", "..") or any(
-        c in name for c in ("/", "\\", "\0")
-    ):
-        raise ConfigurationError(f"{what} {name!r} cannot be used as a file or folder name")
-    try:
-        size = len(os.fsencode(name))
-    except UnicodeError:
-        raise ConfigurationError(f"{what} {name!r} cannot be encoded as a file name") from None
-    if size > _MAX_NAME:
-        raise ConfigurationError(f"{what} {name[:40]!r}... is too long for a file name")
-    return name
-
-
-def _plan(
-    items: list[pystac.Item], keys: list[str] | None, directory: Path
-) -> list[tuple[pystac.Item, list[_Task]]]:
-    """Check everything and name every file before any request is sent."""
-    plan: list[tuple[pystac.Item, list[_Task]]] = []
-    by_dest: dict[Path, str] = {}
-    for item in items:
-        item_id = _check_name(item.id, "item id")
-        wanted = list(item.assets) if keys is None else keys
-        missing = [k for k in wanted if k not in item.assets]
-        if missing:
-            raise ConfigurationError(
-                f"item {item_id} has no asset(s) {', '.join(map(repr, missing))}; "
-                f"it has: {', '.join(sorted(item.assets)) or 'none'}"
-            )
-        tasks: list[_Task] = []
-        for key in wanted:
-            href = _absolute_href(item, key)
-            name = _check_name(unquote(urlsplit(href).path.rsplit("/", 1)[-1]),
-                               f"the file name of asset {item_id}/{key}")
-            dest = directory / item_id / name
-            other = by_dest.get(dest)
-            if other is not None and other != href:
-                raise ConfigurationError(
-                    f"two different assets would be saved as {dest}: {redact(other)} and "
-                    f"{redact(href)}; download them in separate calls (assets=...) into "
-                    "different directories"
-                )
-            by_dest[dest] = href
-            tasks.append(_Task(item_id, key, href, dest))
-        plan.append((item, tasks))
-    _refuse_temporary_names(by_dest)
-    return plan
-
-
-def _absolute_href(item: pystac.Item, key: str) -> str:
-    href = item.assets[key].href
-    if not urlsplit(href).scheme and not href.startswith(("/", "\\")) and not (
-        len(href) > 1 and href[1] == ":"
-    ):
-        # A relative href is relative to the item's own (API) location.
-        href = item.assets[key].get_absolute_href() or href
-    if urlsplit(href).scheme.lower() not in ("http", "https"):
-        raise ConfigurationError(
-            f"asset {item.id}/{key} has href {redact(href)!r}, which is not an http(s) URL "
-            "(already downloaded?); pass items as the API returned them"
-        )
-    return href
-
-
-def _refuse_temporary_names(by_dest: dict[Path, str]) -> None:
-    """Refuse a file named like another's temporaries (``x.tif`` and ``x.tif.part``)."""
-    for dest in by_dest:
-        for suffix in (".part", ".part.json"):
-            clash = dest.with_name(dest.name + suffix)
-            if clash in by_dest:
-                raise ConfigurationError(
-                    f"{clash.name} is the name of an asset and of the partial download of "
-                    f"{dest.name} in {dest.parent}; download these assets in separate calls "
-                    "(assets=...) into different directories"
-                )
-
-
-def _complete(root: Path, task: _Task) -> bool:
-    """Whether the file is in place: a regular file in a real folder (no link followed)."""
-    try:
-        folder = os.lstat(root / task.item_id)
-        found = os.lstat(task.dest)
-    except OSError:
-        return False
-    return stat.S_ISDIR(folder.st_mode) and stat.S_ISREG(found.st_mode)
-
-
 # --- running the transfers ------------------------------------------------------------------
 
-def _run(todo: list[_Task], root: Path, auth: AxelGlobeAuth, *, overwrite: bool,
+def _run(todo: list[Task], root: Path, auth: AxelGlobeAuth, *, overwrite: bool,
          max_workers: int, progress: bool) -> dict[str, BaseException]:
     """Download ``todo`` in a thread pool; the exception of each task that failed."""
     root.mkdir(parents=True, exist_ok=True)
@@ -393,7 +239,7 @@ def _storage_session(pool_size: int) -> Session:
     return session
 
 
-def _fetch(task: _Task, root: Path, root_fd: int | None, session: Session,
+def _fetch(task: Task, root: Path, root_fd: int | None, session: Session,
            auth: AxelGlobeAuth, overwrite: bool, bar: _Progress,
            cancel: threading.Event) -> None:
     """Download one file into place (the worker of :func:`download`)."""
@@ -401,14 +247,18 @@ def _fetch(task: _Task, root: Path, root_fd: int | None, session: Session,
     try:
         part = claim(folder, task.dest.name, overwrite=overwrite, cancel=cancel,
                      patience=2 * STALL_TIMEOUT)
-        if part is None:
-            return  # complete: another thread or process finished it meanwhile
-        try:
-            if overwrite:
-                part.discard()  # a .part may be from an older version of the file
-            _Transfer(task, part, session, auth, bar, cancel).run()
-        finally:
-            part.release()
+        if part is not None:  # else complete: another thread or process finished it
+            try:
+                if overwrite:
+                    part.discard()  # a .part may be from an older version of the file
+                _Transfer(task, part, session, auth, bar, cancel).run()
+            finally:
+                part.release()
+        if not folder.in_place(root_fd):
+            # Written where the folder was opened; its name now leads elsewhere (a link?),
+            # so the path download() returns would not be this file.
+            raise AssetError(f"{folder.path} was replaced while downloading into it; "
+                             "remove what is there now and run the download again")
     finally:
         folder.close()
 
@@ -460,6 +310,17 @@ class _Budget:
         self.failures = 0
         self.best = size
         self.until = time.monotonic() + STALL_TIMEOUT
+        self.watch: Watch | None = None  # the current attempt's deadline, moved with until
+
+    def cut_off(self) -> bool:
+        """Whether the current attempt's deadline has cut its connection."""
+        return self.watch is not None and self.watch.fired
+
+    def explain(self, error: Exception | None, cut: str) -> Exception:
+        """The error to count: ``error``, unless the deadline cut the attempt (``cut`` says)."""
+        if error is None or self.cut_off():
+            return urllib3.exceptions.ProtocolError(f"{cut} within {STALL_TIMEOUT:g} s")
+        return error
 
     def left(self) -> float:
         """Seconds before the file is given up unless it makes progress."""
@@ -471,6 +332,8 @@ class _Budget:
         if gained > 0 and gained >= LOW_SPEED_LIMIT * (time.monotonic() - since):
             self.retry = DOWNLOAD_RETRY.new()
             self.until = time.monotonic() + STALL_TIMEOUT
+            if self.watch is not None:
+                self.watch.extend(self.until)
 
     def fail(self, error: Exception | None, response: requests.Response | None = None,
              ) -> None:
@@ -492,7 +355,7 @@ class _Transfer:
     method, which returns ``True`` once the file is in place.
     """
 
-    def __init__(self, task: _Task, part: PartFile, session: Session, auth: AxelGlobeAuth,
+    def __init__(self, task: Task, part: PartFile, session: Session, auth: AxelGlobeAuth,
                  bar: _Progress, cancel: threading.Event) -> None:
         self.task, self.part, self.session, self.auth = task, part, session, auth
         self.bar, self.cancel = bar, cancel
@@ -517,12 +380,15 @@ class _Transfer:
                              f"progress for {STALL_TIMEOUT:g} s")
             presigned = resolve(self.task.href, auth=self.auth,
                                 timeout=min(_presigned.RESOLVE_TIMEOUT, left))
-            response = self._send(presigned.url, offset)
-            if response is None:
-                continue
-            with response:
-                if self._answer(response, offset):
-                    return
+            # The whole attempt, however slowly its headers or body trickle, is cut off
+            # once the budget's time is up; progress at a useful speed extends it.
+            with deadline(self.budget.until) as self.budget.watch:
+                response = self._send(presigned.url, offset)
+                if response is None:
+                    continue
+                with response:
+                    if self._answer(response, offset):
+                        return
 
     def _offset(self) -> int:
         """Where to continue: the ``.part``'s size, if its version is known."""
@@ -546,24 +412,20 @@ class _Transfer:
                 # If the file has changed meanwhile, storage sends all of it (200).
                 headers["If-Range"] = etag
         self.started = time.monotonic()
-        # The deadline covers the status line and headers, however slowly they trickle.
-        with deadline(self.budget.until) as watch:
-            try:
-                response = self.session.get(
-                    url, headers=headers, stream=True, allow_redirects=False,
-                    timeout=timeouts(CONNECT_TIMEOUT, READ_TIMEOUT, self.budget.left()),
-                    **self.session.env_for(url))
-            except requests.RequestException as err:
-                error: Exception = err
-            else:
-                if not watch.fired:
-                    return response
-                # Cut off mid-headers, http.client takes the end of the stream for their end.
-                response.close()
-        if watch.fired:
-            error = urllib3.exceptions.ProtocolError(f"no answer within {STALL_TIMEOUT:g} s")
-        self.budget.fail(error)
-        return None
+        try:
+            response = self.session.get(
+                url, headers=headers, stream=True, allow_redirects=False,
+                timeout=timeouts(CONNECT_TIMEOUT, READ_TIMEOUT, self.budget.left()),
+                **self.session.env_for(url))
+        except requests.RequestException as err:
+            self.budget.fail(self.budget.explain(err, "no answer"))
+            return None
+        if self.budget.cut_off():
+            # Cut off mid-headers, http.client takes the end of the stream for their end.
+            response.close()
+            self.budget.fail(self.budget.explain(None, "no answer"))
+            return None
+        return response
 
     def _answer(self, response: requests.Response, offset: int) -> bool:
         status = response.status_code
@@ -657,7 +519,10 @@ class _Transfer:
             # Network trouble only: urllib3 wraps socket errors. A failing write (disk
             # full, permissions) is an OSError and fails this file at once.
             self.budget.progress(self.part.size(), self.started)
-            self.budget.fail(err)
+            self.budget.fail(self.budget.explain(err, "no useful progress"))
+            return False
+        if self.budget.cut_off():  # the deadline ended the body: a cut, whatever it looks like
+            self.budget.fail(self.budget.explain(None, "no useful progress"))
             return False
         size = self.part.size()
         self.budget.progress(size, self.started)
@@ -694,6 +559,8 @@ class _Transfer:
                 if window_bytes < LOW_SPEED_LIMIT * elapsed:
                     raise _TooSlow(f"less than {LOW_SPEED_LIMIT} bytes/s for "
                                    f"{LOW_SPEED_TIME:g} s")
+                # Fast enough: a long transfer keeps its time budget while it flows.
+                self.budget.progress(self.part.size(), window_start)
                 window_start, window_bytes = time.monotonic(), 0
 
     def _count(self, start: int, total: int | None) -> None:

@@ -36,7 +36,7 @@ from ._http import GaveUp, Session, count_failure, deadline, display, timeouts
 from ._redact import redact
 from ._retry import RETRY_STATUSES, resolve_retry
 from .auth import default_auth
-from .errors import AssetError
+from .errors import AssetError, ConfigurationError
 
 if TYPE_CHECKING:
     from .auth import AxelGlobeAuth
@@ -216,12 +216,16 @@ def resolve(
     Raises:
         AssetError: The API did not answer a redirect (status and a hint in the message),
             did not answer in time, or redirected to something other than http(s).
+        ConfigurationError: ``timeout`` is not a positive number.
         RestrictedError: AxelGlobe restricts this client for now.
 
     Example:
         >>> url = resolve(item.assets["band3"].href)  # doctest: +SKIP
         >>> requests.get(url.url)  # no Authorization header: storage refuses it  # doctest: +SKIP
     """
+    seconds = RESOLVE_TIMEOUT if timeout is None else timeout
+    if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
+        raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
     scheme = urlsplit(href).scheme.lower()
     if scheme not in ("http", "https"):
         raise AssetError(
@@ -234,7 +238,6 @@ def resolve(
         expiry = _expiry_from_url(href, time.time())
         return PresignedURL(href, math.inf if expiry is None else expiry)
 
-    seconds = RESOLVE_TIMEOUT if timeout is None else timeout
     until = time.monotonic() + seconds
     key = _cache_key(href, auth)
     with _state_lock:

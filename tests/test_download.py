@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import io
 import json
 import logging
 import os
+import pickle
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 
 import pystac
@@ -26,7 +30,7 @@ from pystac_axelglobe.auth import AxelGlobeAuth
 from pystac_axelglobe.downloads import download
 from pystac_axelglobe.emulator import Emulator
 from pystac_axelglobe.emulator.archive import Archive
-from pystac_axelglobe.errors import ConfigurationError, DownloadError
+from pystac_axelglobe.errors import AssetError, ConfigurationError, DownloadError
 from pystac_axelglobe.presigned import PresignedURL, resolve
 
 
@@ -426,3 +430,98 @@ def test_ctrl_c_does_not_sit_through_a_retry_backoff() -> None:
     cancel.set()
     with pytest.raises(_http.Cancelled):
         _http.count_failure(policy, "a file", dropped, cancel=cancel)
+
+
+@pytest.mark.parametrize(("kwargs", "words"), [
+    ({"directory": None}, "directory must be a folder path (str or pathlib.Path), got None"),
+    ({"directory": ""}, "directory must be a folder path"),
+    ({"directory": "out\0evil"}, "directory must be a folder path"),
+    ({"directory": b"out"}, "directory must be a folder path"),
+    ({"max_workers": True}, "max_workers must be a positive integer"),
+    ({"overwrite": "yes"}, "overwrite must be True or False, got 'yes'"),
+    ({"progress": None}, "progress must be True or False"),
+])
+def test_bad_arguments_are_refused_before_any_request(
+    emulator: Emulator, tmp_path: Path, kwargs: dict[str, object], words: str
+) -> None:
+    auth = _auth(emulator)  # no token fetched yet: a request would show in the counters
+    before = emulator.counters.as_dict()
+    arguments: dict[str, object] = {"directory": tmp_path / "out", **kwargs}
+    with pytest.raises(ConfigurationError) as info:
+        download(emulator.items()[0], assets="thumbnail", auth=auth,
+                 **arguments)  # type: ignore[arg-type]
+    assert words in str(info.value)
+    assert isinstance(info.value, ValueError)
+    assert emulator.counters.as_dict() == before
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("item_id", "file_name", "words"), [
+    ("bad\0id", None, "item id 'bad\\x00id' cannot be used as a file or folder name"),
+    ("../escape", None, "item id '../escape' cannot be used"),
+    ("..", None, "item id '..' cannot be used"),
+    ("a\\b", None, "item id 'a\\\\b' cannot be used"),
+    ("x" * 300, None, "is too long for a file name"),
+    (None, "%2E%2E", "the file name of asset {id}/thumbnail '..' cannot be used"),
+    (None, "a%2Fb.jpg", "the file name of asset {id}/thumbnail 'a/b.jpg' cannot be used"),
+    (None, "a%00b.jpg", "'a\\x00b.jpg' cannot be used"),
+    (None, "a%5Cb.jpg", "'a\\\\b.jpg' cannot be used"),
+])
+def test_ids_and_file_names_that_escape_or_break_the_folder_are_refused(
+    emulator: Emulator, tmp_path: Path, item_id: str | None, file_name: str | None, words: str
+) -> None:
+    item = emulator.items()[1].clone()
+    if item_id is not None:
+        item.id = item_id
+    if file_name is not None:
+        href = item.assets["thumbnail"].href
+        item.assets["thumbnail"].href = href.rsplit("/", 1)[0] + "/" + file_name
+    auth = _auth(emulator)
+    before = emulator.counters.as_dict()
+    with pytest.raises(ConfigurationError) as info:
+        download(item, assets="thumbnail", directory=tmp_path, auth=auth)
+    assert words.format(id=item.id) in str(info.value)
+    assert emulator.counters.as_dict() == before
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_directory_that_is_a_file_is_refused(emulator: Emulator, tmp_path: Path) -> None:
+    (tmp_path / "out").write_text("not a folder")
+    with pytest.raises(ConfigurationError, match="exists and is not a folder"):
+        download(emulator.items()[0], assets="thumbnail", directory=tmp_path / "out",
+                 auth=_auth(emulator))
+
+
+def test_failures_keep_their_exceptions_and_never_show_a_signature(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A presigned href to a port where nothing listens: requests' error names the whole URL.
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    query = ("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDSECRETCRED%2F20210101"
+             "&X-Amz-Date=20210101T000000Z&X-Amz-Expires=900&X-Amz-Signature=deadbeefsig")
+    when = datetime.datetime(2021, 1, 1, tzinfo=datetime.timezone.utc)
+    item = pystac.Item("gone", None, None, when, {})
+    item.add_asset("tci", pystac.Asset(href=f"http://127.0.0.1:{port}/bucket/f.tif?{query}"))
+    monkeypatch.setattr(downloads, "DOWNLOAD_RETRY", Retry(total=1, backoff_factor=0))
+    auth = AxelGlobeAuth("cid", "secret", api_url="http://127.0.0.1:9/stac",
+                         token_url="http://127.0.0.1:9/oauth/token")
+    caplog.set_level(logging.DEBUG)
+
+    with pytest.raises(DownloadError) as info:
+        download(item, directory=tmp_path, auth=auth, progress=False)
+
+    err = info.value
+    assert list(err.exceptions) == ["gone/tci"]
+    cause = err.exceptions["gone/tci"]
+    assert isinstance(cause, AssetError)
+    assert err.failures["gone/tci"].startswith("gave up after 2 attempts:")
+    texts = [str(err), repr(err), repr(err.failures), str(cause), repr(cause),
+             "".join(traceback.format_exception(err)),
+             "".join(traceback.format_exception(cause)), caplog.text]
+    for text in texts:
+        assert "AKIDSECRETCRED" not in text and "deadbeefsig" not in text
+    again = pickle.loads(pickle.dumps(err))
+    assert again.failures == err.failures and str(again) == str(err)

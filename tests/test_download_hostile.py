@@ -240,10 +240,51 @@ def test_storage_trickling_its_body_is_cut_off_by_the_low_speed_limit(
     with Hostile(trickle_body) as server:
         started = time.monotonic()
         reason = _failure(server, tmp_path)
-    # Cut off after 0.5 s at 20 bytes/s each time; bytes that slow renew no budget.
-    assert "less than 1024 bytes/s for 0.5 s" in reason, reason
+    # Cut off after 0.5 s at 20 bytes/s each time (the 1 s read timeout never fires), and
+    # bytes that slow renew no budget: given up after 2 s.
     assert "(no progress for 2 s)" in reason, reason
+    assert len(server.heads) >= 3
     assert time.monotonic() - started < 30
+
+
+@pytest.mark.timeout(60)
+def test_body_trickling_just_within_the_read_timeout_is_cut_at_the_stall_timeout(
+    tmp_path: Path, short_bounds: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A byte every 0.8 s: the read timeout (1 s) never fires, the low-speed window (60 s
+    # here) never closes; the attempt's deadline still cuts it after 2 s without progress.
+    monkeypatch.setattr(downloads, "LOW_SPEED_TIME", 60.0)
+
+    def trickle_body(server: Hostile, sock: socket.socket, head: str) -> None:
+        sock.sendall(_headers("200 OK", f"Content-Length: {len(DATA)}"))
+        for byte in DATA:
+            if server.stop.wait(0.8):
+                return
+            sock.sendall(bytes([byte]))
+
+    with Hostile(trickle_body) as server:
+        started = time.monotonic()
+        reason = _failure(server, tmp_path)
+    assert "(no progress for 2 s): no useful progress within 2 s" in reason, reason
+    assert time.monotonic() - started < 30
+    assert len(server.heads) == 1
+
+
+def test_long_transfer_at_a_useful_speed_outlives_the_stall_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # band0 takes ~1.6 s at ~150 KB/s: longer than the 1 s stall bound, but progressing.
+    monkeypatch.setattr(downloads, "STALL_TIMEOUT", 1.0)
+    monkeypatch.setattr(downloads, "LOW_SPEED_TIME", 0.2)
+    with Emulator(storage_delay=0.4) as emu:
+        item = emu.items()[0]
+        local = download(item, assets="band0", directory=tmp_path, progress=False,
+                         auth=AxelGlobeAuth(**emu.settings_kwargs()))
+        assert emu.archive is not None
+        source = emu.archive.asset_path(item.id, item.assets["band0"].href.rsplit("/", 1)[1])
+        assert Path(local[0].assets["band0"].href).read_bytes() == source.read_bytes()
+        assert source.stat().st_size > 3 * 65536
+        assert emu.counters.storage_requests == 1
 
 
 def test_default_bounds_end_a_silent_server_within_two_minutes() -> None:
