@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import stat
 import threading
@@ -36,6 +37,8 @@ import filelock
 
 from ._http import Cancelled
 from .errors import AssetError
+
+log = logging.getLogger(__name__)
 
 #: Seconds between two looks at a lock another thread or process holds.
 LOCK_POLL = 0.05
@@ -315,7 +318,7 @@ def _open_part(folder: Folder, part: str) -> tuple[int, bool]:
 
 def _wait_for_lock(fd: int, path: Path, cancel: threading.Event, patience: float) -> None:
     size, since = -1, time.monotonic()
-    while not filelock.lock_descriptor(fd, blocking=False):
+    while not _try_lock(fd, path):
         now_size = os.fstat(fd).st_size
         if now_size != size:
             size, since = now_size, time.monotonic()
@@ -326,6 +329,24 @@ def _wait_for_lock(fd: int, path: Path, cancel: threading.Event, patience: float
             )
         if cancel.wait(LOCK_POLL):
             raise Cancelled("interrupted")
+
+
+def _try_lock(fd: int, path: Path) -> bool:
+    try:
+        return bool(filelock.lock_descriptor(fd, blocking=False))
+    except OSError as err:
+        if err.errno not in _NO_LOCKS:
+            raise
+        # Some network filesystems cannot lock: downloading alone into them still works.
+        if path.parent not in _warned:
+            _warned.add(path.parent)
+            log.warning("files in %s cannot be locked (%s): concurrent downloads into this "
+                        "folder are not safe", path.parent, err.strerror)
+        return True
+
+
+_NO_LOCKS = {errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP, getattr(errno, "ENOTSUP", -1)}
+_warned: set[Path] = set()
 
 
 __all__ = ["Folder", "Origin", "PartFile", "claim"]

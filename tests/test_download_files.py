@@ -7,6 +7,7 @@ processes downloading the same items into one folder end with whole files and no
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import filelock
 import pystac
 import pytest
 
@@ -309,3 +311,20 @@ def test_threads_in_three_processes_download_the_same_files_into_one_folder(
         # 3 x 4 x 15 the callers asked for (skips), though some overwrite=True ones repeat.
         assert emu.counters.storage_requests < 3 * 4 * len(expected)
         _assert_whole_and_nothing_stray(out, expected)
+
+
+def test_a_folder_that_cannot_lock_still_downloads_with_a_warning(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    # Some network filesystems answer ENOLCK to flock: one downloader still gets its files.
+    def no_locks(fd: int, blocking: bool = True) -> bool:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(filelock, "lock_descriptor", no_locks)
+    monkeypatch.setattr(_partfile, "_warned", set())
+    item = emulator.items()[17]
+    local = download(item, assets=KEY, directory=tmp_path, auth=_auth(emulator),
+                     progress=False)
+    assert Path(local[0].assets[KEY].href).read_bytes() == _source(emulator, item)
+    assert "cannot be locked (No locks available)" in caplog.text
