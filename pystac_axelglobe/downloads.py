@@ -89,7 +89,6 @@ MAX_FORBIDDEN = 3
 DOWNLOAD_RETRY = download_retry()
 
 
-
 def download(
     items: Any,
     assets: str | Sequence[str] | None = None,
