@@ -32,9 +32,9 @@ from pathlib import Path
 
 import pystac
 
-from pystac_axelglobe import assets
-from pystac_axelglobe.assets import download
+from pystac_axelglobe import presigned as assets
 from pystac_axelglobe.auth import AxelGlobeAuth
+from pystac_axelglobe.downloads import download
 from pystac_axelglobe.emulator.archive import build_archive
 
 # The emulator runs in its own process, as a real server would: in this process its Python

@@ -44,8 +44,8 @@ import pystac
 import rasterio
 
 import pystac_axelglobe as ag
-from pystac_axelglobe import assets as ag_assets
 from pystac_axelglobe import datacube
+from pystac_axelglobe import presigned as ag_assets
 from pystac_axelglobe.emulator import Emulator
 
 CAPTURE = "52eZg9k7rPEyYQGX"

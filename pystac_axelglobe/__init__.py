@@ -33,13 +33,13 @@ _LAZY = {
     "Settings": "settings",
     "Token": "tokens",
     "TokenProvider": "tokens",
-    "download": "assets",
+    "download": "downloads",
     "filters": "",
     "load": "datacube",
     "mask_unusable": "datacube",
     "normalize_item": "extension",
     "open": "client",
-    "resolve": "assets",
+    "resolve": "presigned",
 }
 
 __all__ = [
@@ -68,12 +68,11 @@ __all__ = [
 if TYPE_CHECKING:  # pragma: no cover
     # "import X as X" marks these as re-exports for type checkers.
     from . import filters as filters
-    from .assets import download as download
-    from .assets import resolve as resolve
     from .auth import AxelGlobeAuth as AxelGlobeAuth
     from .client import open as open
     from .datacube import load as load
     from .datacube import mask_unusable as mask_unusable
+    from .downloads import download as download
     from .errors import APIRequestError as APIRequestError
     from .errors import AssetError as AssetError
     from .errors import AuthenticationError as AuthenticationError
@@ -84,6 +83,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .errors import RestrictedError as RestrictedError
     from .extension import AxelGlobeExtension as AxelGlobeExtension
     from .extension import normalize_item as normalize_item
+    from .presigned import resolve as resolve
     from .settings import Settings as Settings
     from .tokens import Token as Token
     from .tokens import TokenProvider as TokenProvider

@@ -609,7 +609,7 @@ def download(state: _State, /, items_file: Path | None, assets: Sequence[str], d
     if not items:
         click.echo("No items: nothing to download.", err=True)
         return
-    from .assets import download as ag_download
+    from .downloads import download as ag_download
 
     local = ag_download(items, assets=keys, directory=directory, overwrite=overwrite,
                         auth=auth_)

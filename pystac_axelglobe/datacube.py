@@ -9,7 +9,7 @@
   is where the archive's COGs put them), and one time slice per capture (``ag:capture_id``);
 * :class:`AxelGlobeDriver`, an odc-loader reader driver that turns an asset href into a
   presigned storage URL *when a chunk is read*, on the process doing the read, through
-  :func:`pystac_axelglobe.assets.resolve` (cached per process, single-flight). A URL that has
+  :func:`pystac_axelglobe.presigned.resolve` (cached per process, single-flight). A URL that has
   expired or is refused is resolved again once. odc-stac's own ``patch_url=`` signs every URL
   when the graph is built instead, so a lazy job that outlives the URLs would fail with 403.
 
@@ -67,7 +67,7 @@ from odc.loader._rio import rio_read
 from odc.stac._mdtools import StacAuxReader, StacMDParser
 
 from . import _gdal
-from . import assets as _assets
+from . import presigned as _assets
 from ._gdal import GDAL_OPTIONS
 from ._redact import redact
 from .auth import default_auth
@@ -300,7 +300,7 @@ class AxelGlobeDriver(RioDriver):
 
     It reads with rasterio, as odc-loader's :class:`~odc.loader.RioDriver` does, after
     resolving the asset href (on the API host) to a presigned storage URL through
-    :func:`pystac_axelglobe.assets.resolve`; a read that fails is resolved again and retried
+    :func:`pystac_axelglobe.presigned.resolve`; a read that fails is resolved again and retried
     once (the URL may have expired or been refused with 403). Pickles without the client
     secret and without any token.
 

@@ -161,7 +161,7 @@ def download_capture(items: Sequence[pystac.Item], directory: Path, *, auth: Axe
     Example:
         >>> download_capture(items, Path("out"), auth=ag.AxelGlobeAuth())  # doctest: +SKIP
     """
-    from .assets import download
+    from .downloads import download
 
     echo(f"Downloading the true-colour images of {len(items)} tile(s)...")
     local = download(list(items), assets=["tci"], directory=directory, progress=progress,

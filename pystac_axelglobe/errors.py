@@ -36,6 +36,8 @@ from collections.abc import Mapping
 
 from pystac_client.exceptions import APIError
 
+from ._redact import redact
+
 
 class AxelGlobeError(Exception):
     """Root of every error this package raises."""
@@ -97,14 +99,34 @@ class AssetError(AxelGlobeError, OSError):
 
 
 class DownloadError(AxelGlobeError, OSError):
-    """Some assets failed to download; :attr:`failures` maps each to its reason."""
+    """Some assets failed to download; each is named with its reason and its exception.
 
-    def __init__(self, failures: Mapping[str, str]) -> None:
-        self.failures = dict(failures)
+    Attributes:
+        failures: ``item_id/asset_key`` → the reason, as text (presigned-URL signatures and
+            bearer tokens masked).
+        exceptions: ``item_id/asset_key`` → the exception that failed it (as stac-asset's
+            ``DownloadError.exceptions``), e.g. to tell a full disk (``OSError``) from a
+            refusal of the server (``AssetError``).
+
+    Example:
+        >>> err = DownloadError({"item/tci": "HTTP 503"})
+        >>> err.failures, err.exceptions
+        ({'item/tci': 'HTTP 503'}, {})
+    """
+
+    def __init__(self, failures: Mapping[str, str],
+                 exceptions: Mapping[str, BaseException] | None = None) -> None:
+        self.failures = {name: redact(reason) for name, reason in failures.items()}
+        self.exceptions = dict(exceptions or {})
         lines = [f"{len(self.failures)} asset(s) failed to download:"]
         lines += [f"  {name}: {reason}" for name, reason in self.failures.items()]
         lines.append("Run the same download again to resume; complete files are skipped.")
         super().__init__("\n".join(lines))
+
+    def __reduce__(self) -> tuple[type[DownloadError], tuple[dict[str, str],
+                                                              dict[str, BaseException]]]:
+        # OSError would pickle the message alone; rebuild from what it was made of.
+        return type(self), (self.failures, self.exceptions)
 
 
 __all__ = [

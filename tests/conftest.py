@@ -32,11 +32,11 @@ def clean_environ(
 @pytest.fixture(autouse=True)
 def no_cached_presigned_urls() -> Iterator[None]:
     """Each test starts without the process-wide cache of presigned URLs."""
-    from pystac_axelglobe import assets
+    from pystac_axelglobe import presigned
 
-    assets._cache.clear()
+    presigned._cache.clear()
     yield
-    assets._cache.clear()
+    presigned._cache.clear()
 
 
 @pytest.fixture(scope="session")

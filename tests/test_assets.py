@@ -15,12 +15,12 @@ import requests
 import responses
 from urllib3.util.retry import Retry
 
-from pystac_axelglobe import assets
-from pystac_axelglobe.assets import PresignedURL, invalidate, resolve
+from pystac_axelglobe import presigned as assets
 from pystac_axelglobe.auth import AxelGlobeAuth
 from pystac_axelglobe.emulator import Emulator
 from pystac_axelglobe.emulator.archive import Archive
-from pystac_axelglobe.errors import AssetError, RestrictedError
+from pystac_axelglobe.errors import AssetError, ConfigurationError, RestrictedError
+from pystac_axelglobe.presigned import PresignedURL, invalidate, resolve
 
 
 def _archive(emu: Emulator) -> Archive:
@@ -279,3 +279,13 @@ def test_expired_urls_are_swept_from_a_long_running_cache(
         fresh = resolve(hrefs[3], auth=auth)
         assert list(assets._cache.values())[0].url == fresh  # the three expired ones are gone
         assert len(assets._cache) == 1
+
+
+@pytest.mark.parametrize("timeout", [0, -1.0, float("nan"), float("inf")])
+def test_a_timeout_that_is_not_a_positive_number_is_refused(
+    emulator: Emulator, timeout: float
+) -> None:
+    before = emulator.counters.as_dict()
+    with pytest.raises(ConfigurationError, match="timeout must be a positive number"):
+        resolve(emulator.items()[0].assets["tci"].href, auth=_auth(emulator), timeout=timeout)
+    assert emulator.counters.as_dict() == before

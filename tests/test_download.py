@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import io
 import json
 import logging
 import os
+import pickle
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 
 import pystac
@@ -21,12 +25,13 @@ import urllib3.exceptions
 from tqdm import tqdm
 from urllib3.util.retry import Retry
 
-from pystac_axelglobe import assets
-from pystac_axelglobe.assets import PresignedURL, download, resolve
+from pystac_axelglobe import _http, downloads, presigned
 from pystac_axelglobe.auth import AxelGlobeAuth
+from pystac_axelglobe.downloads import download
 from pystac_axelglobe.emulator import Emulator
 from pystac_axelglobe.emulator.archive import Archive
-from pystac_axelglobe.errors import ConfigurationError, DownloadError
+from pystac_axelglobe.errors import AssetError, ConfigurationError, DownloadError
+from pystac_axelglobe.presigned import PresignedURL, resolve
 
 
 def _archive(emu: Emulator) -> Archive:
@@ -154,7 +159,7 @@ def test_expired_presigned_url_is_resolved_again(tmp_path: Path) -> None:
         stale = resolve(href, auth=auth)
         time.sleep(max(0.0, stale.remaining()) + 1.1)  # storage now refuses it (403)
         # Make the cache believe it is still good, as a URL revoked early would be.
-        assets._cache[assets._cache_key(href, auth)] = assets._Cached(
+        presigned._cache[presigned._cache_key(href, auth)] = presigned._Cached(
             PresignedURL(stale.url, time.time() + 600), lifetime=900)
         local = download(item, assets=["tci"], directory=tmp_path, auth=auth, progress=False)
         _assert_identical(emu, [item], local, ["tci"])
@@ -250,7 +255,7 @@ def test_a_failed_asset_does_not_stop_the_others(emulator: Emulator, tmp_path: P
 def test_storage_failing_for_good_names_every_asset(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(assets, "DOWNLOAD_RETRY", Retry(
+    monkeypatch.setattr(downloads, "DOWNLOAD_RETRY", Retry(
         total=2, backoff_factor=0, status_forcelist=[503], allowed_methods=["GET"]))
     with Emulator(storage_fault_rate=1.0, fault_kinds=("503",)) as emu:
         item = emu.items()[0]
@@ -324,7 +329,7 @@ def test_part_of_an_older_version_is_not_resumed_into_the_new_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
 ) -> None:
     # First run: the transfer is cut half-way and not retried: a .part of version 1 stays.
-    monkeypatch.setattr(assets, "DOWNLOAD_RETRY", Retry(total=0, backoff_factor=0))
+    monkeypatch.setattr(downloads, "DOWNLOAD_RETRY", Retry(total=0, backoff_factor=0))
     with Emulator(data_dir=tmp_path / "archive", storage_fault_rate=1.0,
                   fault_kinds=("drop",)) as emu:
         item = emu.items()[0]
@@ -343,7 +348,7 @@ def test_part_of_an_older_version_is_not_resumed_into_the_new_one(
         source.write_bytes(new)
         os.utime(source, (time.time() + 10, time.time() + 10))  # a new ETag
         emu.storage_fault_rate = 0.0
-        monkeypatch.setattr(assets, "DOWNLOAD_RETRY", Retry(total=3, backoff_factor=0))
+        monkeypatch.setattr(downloads, "DOWNLOAD_RETRY", Retry(total=3, backoff_factor=0))
         local = download(item, assets="band3", directory=out, auth=_auth(emu),
                          progress=False)
         # Version 2 whole, not version 1's head glued to version 2's tail.
@@ -421,7 +426,102 @@ def test_ctrl_c_does_not_sit_through_a_retry_backoff() -> None:
     policy = Retry(total=5, backoff_factor=100)
     cancel = threading.Event()
     dropped = urllib3.exceptions.ProtocolError("dropped")
-    policy = assets._increment(policy, "a file", dropped, cancel=cancel)  # first: no wait
+    policy = _http.count_failure(policy, "a file", dropped, cancel=cancel)  # first: no wait
     cancel.set()
-    with pytest.raises(assets._Cancelled):
-        assets._increment(policy, "a file", dropped, cancel=cancel)
+    with pytest.raises(_http.Cancelled):
+        _http.count_failure(policy, "a file", dropped, cancel=cancel)
+
+
+@pytest.mark.parametrize(("kwargs", "words"), [
+    ({"directory": None}, "directory must be a folder path (str or pathlib.Path), got None"),
+    ({"directory": ""}, "directory must be a folder path"),
+    ({"directory": "out\0evil"}, "directory must be a folder path"),
+    ({"directory": b"out"}, "directory must be a folder path"),
+    ({"max_workers": True}, "max_workers must be a positive integer"),
+    ({"overwrite": "yes"}, "overwrite must be True or False, got 'yes'"),
+    ({"progress": None}, "progress must be True or False"),
+])
+def test_bad_arguments_are_refused_before_any_request(
+    emulator: Emulator, tmp_path: Path, kwargs: dict[str, object], words: str
+) -> None:
+    auth = _auth(emulator)  # no token fetched yet: a request would show in the counters
+    before = emulator.counters.as_dict()
+    arguments: dict[str, object] = {"directory": tmp_path / "out", **kwargs}
+    with pytest.raises(ConfigurationError) as info:
+        download(emulator.items()[0], assets="thumbnail", auth=auth,
+                 **arguments)  # type: ignore[arg-type]
+    assert words in str(info.value)
+    assert isinstance(info.value, ValueError)
+    assert emulator.counters.as_dict() == before
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("item_id", "file_name", "words"), [
+    ("bad\0id", None, "item id 'bad\\x00id' cannot be used as a file or folder name"),
+    ("../escape", None, "item id '../escape' cannot be used"),
+    ("..", None, "item id '..' cannot be used"),
+    ("a\\b", None, "item id 'a\\\\b' cannot be used"),
+    ("x" * 300, None, "is too long for a file name"),
+    (None, "%2E%2E", "the file name of asset {id}/thumbnail '..' cannot be used"),
+    (None, "a%2Fb.jpg", "the file name of asset {id}/thumbnail 'a/b.jpg' cannot be used"),
+    (None, "a%00b.jpg", "'a\\x00b.jpg' cannot be used"),
+    (None, "a%5Cb.jpg", "'a\\\\b.jpg' cannot be used"),
+])
+def test_ids_and_file_names_that_escape_or_break_the_folder_are_refused(
+    emulator: Emulator, tmp_path: Path, item_id: str | None, file_name: str | None, words: str
+) -> None:
+    item = emulator.items()[1].clone()
+    if item_id is not None:
+        item.id = item_id
+    if file_name is not None:
+        href = item.assets["thumbnail"].href
+        item.assets["thumbnail"].href = href.rsplit("/", 1)[0] + "/" + file_name
+    auth = _auth(emulator)
+    before = emulator.counters.as_dict()
+    with pytest.raises(ConfigurationError) as info:
+        download(item, assets="thumbnail", directory=tmp_path, auth=auth)
+    assert words.format(id=item.id) in str(info.value)
+    assert emulator.counters.as_dict() == before
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_directory_that_is_a_file_is_refused(emulator: Emulator, tmp_path: Path) -> None:
+    (tmp_path / "out").write_text("not a folder")
+    with pytest.raises(ConfigurationError, match="exists and is not a folder"):
+        download(emulator.items()[0], assets="thumbnail", directory=tmp_path / "out",
+                 auth=_auth(emulator))
+
+
+def test_failures_keep_their_exceptions_and_never_show_a_signature(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A presigned href to a port where nothing listens: requests' error names the whole URL.
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    query = ("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDSECRETCRED%2F20210101"
+             "&X-Amz-Date=20210101T000000Z&X-Amz-Expires=900&X-Amz-Signature=deadbeefsig")
+    when = datetime.datetime(2021, 1, 1, tzinfo=datetime.timezone.utc)
+    item = pystac.Item("gone", None, None, when, {})
+    item.add_asset("tci", pystac.Asset(href=f"http://127.0.0.1:{port}/bucket/f.tif?{query}"))
+    monkeypatch.setattr(downloads, "DOWNLOAD_RETRY", Retry(total=1, backoff_factor=0))
+    auth = AxelGlobeAuth("cid", "secret", api_url="http://127.0.0.1:9/stac",
+                         token_url="http://127.0.0.1:9/oauth/token")
+    caplog.set_level(logging.DEBUG)
+
+    with pytest.raises(DownloadError) as info:
+        download(item, directory=tmp_path, auth=auth, progress=False)
+
+    err = info.value
+    assert list(err.exceptions) == ["gone/tci"]
+    cause = err.exceptions["gone/tci"]
+    assert isinstance(cause, AssetError)
+    assert err.failures["gone/tci"].startswith("gave up after 2 attempts:")
+    texts = [str(err), repr(err), repr(err.failures), str(cause), repr(cause),
+             "".join(traceback.format_exception(err)),
+             "".join(traceback.format_exception(cause)), caplog.text]
+    for text in texts:
+        assert "AKIDSECRETCRED" not in text and "deadbeefsig" not in text
+    again = pickle.loads(pickle.dumps(err))
+    assert again.failures == err.failures and str(again) == str(err)

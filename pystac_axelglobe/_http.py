@@ -1,0 +1,350 @@
+"""HTTP plumbing shared by resolving and downloading: sessions, deadlines, counted retries.
+
+- :class:`Session`: a ``requests.Session`` that reads the environment once per origin and
+  whose connections obey :func:`deadline`.
+- :func:`deadline`: inside the block, the requests this thread sends are cut off (their
+  sockets shut down) once a moment passes. A read timeout bounds each *silence*; only this
+  bounds a server that trickles a byte every few seconds into the status line or headers.
+- :func:`count_failure`: one failed attempt counted on a urllib3 ``Retry``, its backoff
+  slept, ending early on Ctrl-C and never past a deadline.
+
+Example:
+    >>> session = Session()
+    >>> with deadline(time.monotonic() + 5):  # doctest: +SKIP
+    ...     session.get("http://127.0.0.1:8000/slow", timeout=(5, 5))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import requests.adapters
+import urllib3.exceptions
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.util.retry import Retry
+
+from ._redact import redact
+from .errors import AssetError
+
+
+def display(url: str) -> str:
+    """``scheme://host/path`` of a URL: safe for logs and messages (no query string).
+
+    Example:
+        >>> display("https://s.example/a.tif?X-Amz-Signature=abc")
+        'https://s.example/a.tif'
+    """
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.scheme else parts.path
+
+
+# --- deadlines: a watchdog thread that shuts down the sockets of overdue requests ----------
+
+class Watch:
+    """The sockets one thread reads within a :func:`deadline` block.
+
+    Attributes:
+        fired: Whether the deadline passed and the sockets were shut down.
+    """
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.fired = False
+        self.active = True
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def add(self, sock: socket.socket) -> None:
+        """Watch ``sock`` too (shut down at once if the deadline has passed)."""
+        with self._lock:
+            if not self.fired:
+                self._socks.append(sock)
+                return
+        _shutdown(sock)
+
+    def extend(self, at: float) -> None:
+        """Move the deadline to ``at`` (later), e.g. after progress."""
+        if at > self.at:
+            self.at = at
+            _watchdog.add(self)
+
+    def expire(self) -> None:
+        """Shut down every watched socket: a blocked read returns at once."""
+        with self._lock:
+            self.fired, socks, self._socks = True, self._socks, []
+        for sock in socks:
+            _shutdown(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already closed
+        pass
+
+
+class _Watchdog:
+    """One daemon thread that expires watches at their deadlines (started on first use)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Watch]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def add(self, watch: Watch) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (watch.at, next(self._order), watch))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                name="axelglobe-deadlines")
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap:
+                    self._cond.wait()
+                at, _, watch = self._heap[0]
+                wait = at - time.monotonic()
+                if watch.active and wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+            # An extended watch has a later entry in the heap too; this one is stale.
+            if watch.active and watch.at <= at:
+                watch.expire()
+
+
+_watchdog = _Watchdog()
+_local = threading.local()
+
+
+def _reset_after_fork() -> None:
+    # The watchdog thread does not exist in a forked child; start a new one when needed.
+    global _watchdog
+    _watchdog = _Watchdog()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+@contextlib.contextmanager
+def deadline(at: float) -> Iterator[Watch]:
+    """Cut off this thread's requests on a :class:`Session` once ``time.monotonic()`` is ``at``.
+
+    A request cut off fails as a dropped connection (``requests.ConnectionError`` or
+    urllib3's ``ProtocolError``); ``watch.fired`` then tells that the deadline did it.
+
+    Example:
+        >>> with deadline(time.monotonic() + 60) as watch:
+        ...     pass
+        >>> watch.fired
+        False
+    """
+    watch = Watch(at)
+    previous = getattr(_local, "watch", None)
+    _local.watch = watch
+    _watchdog.add(watch)
+    try:
+        yield watch
+    finally:
+        watch.active = False
+        _local.watch = previous
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def getresponse(self) -> Any:
+        # Every response, on a new or a pooled connection, is read under the thread's watch.
+        watch: Watch | None = getattr(_local, "watch", None)
+        if watch is not None and self.sock is not None:
+            watch.add(self.sock)
+        return super().getresponse()
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def getresponse(self) -> Any:
+        watch: Watch | None = getattr(_local, "watch", None)
+        if watch is not None and self.sock is not None:
+            watch.add(self.sock)
+        return super().getresponse()
+
+
+# Named as urllib3's own: urllib3 puts the pool's class name in its error messages.
+class _HTTPConnectionPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _HTTPSConnectionPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+_HTTPConnectionPool.__name__ = _HTTPConnectionPool.__qualname__ = "HTTPConnectionPool"
+_HTTPSConnectionPool.__name__ = _HTTPSConnectionPool.__qualname__ = "HTTPSConnectionPool"
+_WATCHED_POOLS = {"http": _HTTPConnectionPool, "https": _HTTPSConnectionPool}
+
+
+class WatchedAdapter(requests.adapters.HTTPAdapter):
+    """An ``HTTPAdapter`` whose connections obey :func:`deadline` (direct or via HTTP proxy)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        """As requests' own, with watched connection pools."""
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        """As requests' own, with watched connection pools (SOCKS proxies keep theirs)."""
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = _WATCHED_POOLS
+        return manager
+
+
+class Session(requests.Session):
+    """A session that reads the environment (proxies, CA bundle) once per origin.
+
+    With ``trust_env`` on, requests scans ``os.environ`` on every request (about a
+    millisecond each, more than the rest of a small transfer costs); here it is read once
+    per origin and passed explicitly. ``trust_env`` being off also keeps requests from adding
+    ``~/.netrc`` credentials, which must never reach the storage host. Its connections obey
+    :func:`deadline`; retries are the caller's (see :func:`count_failure`).
+    """
+
+    def __init__(self, pool_size: int = 10) -> None:
+        super().__init__()
+        self.trust_env = False
+        self._env: dict[tuple[str, str], dict[str, Any]] = {}
+        self._env_lock = threading.Lock()
+        adapter = WatchedAdapter(pool_connections=pool_size, pool_maxsize=pool_size,
+                                 max_retries=0)
+        self.mount("http://", adapter)
+        self.mount("https://", adapter)
+
+    def env_for(self, url: str) -> dict[str, Any]:
+        """``proxies``/``verify``/``cert`` keyword arguments for requests to ``url``."""
+        parts = urlsplit(url)
+        origin = (parts.scheme, parts.netloc)
+        with self._env_lock:
+            found = self._env.get(origin)
+        if found is None:
+            probe = requests.Session()  # trust_env on: what requests would have used
+            merged = probe.merge_environment_settings(url, {}, None, None, None)
+            probe.close()
+            found = {name: merged[name] for name in ("proxies", "verify", "cert")}
+            with self._env_lock:
+                self._env[origin] = found
+        return found
+
+
+# --- counting failed attempts ---------------------------------------------------------------
+
+class Cancelled(Exception):
+    """The download was interrupted (Ctrl-C in the calling thread): stop this file now."""
+
+
+class GaveUp(AssetError):
+    """The retry budget is spent (attempts, or the time left before a deadline)."""
+
+
+def count_failure(
+    retry: Retry,
+    where: str,
+    error: Exception | None,
+    response: requests.Response | None = None,
+    *,
+    cancel: threading.Event | None = None,
+    until: float | None = None,
+    until_means: str = "",
+) -> Retry:
+    """Count one failed attempt on ``retry``, sleep its backoff, return the new policy.
+
+    Args:
+        retry: The policy so far.
+        where: The URL for messages, without its query string (:func:`display`).
+        error: What failed (a requests or urllib3 exception), or ``None`` for ``response``.
+        response: An answer with a retryable status (its ``Retry-After`` is honoured).
+        cancel: When set during the backoff (Ctrl-C), :class:`Cancelled` is raised at once.
+        until: A ``time.monotonic()`` deadline: a backoff that would end after it gives up.
+        until_means: What the deadline is, for the message (e.g. ``"no progress for 90 s"``).
+
+    Raises:
+        GaveUp: The attempts are used up, or the deadline would pass.
+        Cancelled: ``cancel`` was set.
+
+    Example:
+        >>> policy = count_failure(Retry(total=2), "https://s.example/a.tif",
+        ...                        urllib3.exceptions.ProtocolError("dropped"))
+        >>> policy.total
+        1
+    """
+    raw = response.raw if response is not None else None
+    if error is not None and not isinstance(error, urllib3.exceptions.HTTPError):
+        # requests wraps urllib3's errors; the policy wants urllib3's kinds: a refused or
+        # timed-out connect is a connect error, a dropped or stalled transfer a read error.
+        message = redact(str(error))
+        if isinstance(error, requests.ConnectTimeout) or _connect_phase(error):
+            error = urllib3.exceptions.ConnectTimeoutError(message)
+        else:
+            error = urllib3.exceptions.ProtocolError(message)
+    attempts = len(retry.history) + 1
+    reason = f"HTTP {response.status_code}" if response is not None else redact(str(error))
+    try:
+        # url= only ever gets the display form: urllib3 puts it in its error messages.
+        new = retry.increment(method="GET", url=where, response=raw, error=error)
+    except urllib3.exceptions.MaxRetryError:
+        raise GaveUp(f"gave up after {attempts} attempts: {reason}") from None
+    wait = new.get_retry_after(raw) if raw is not None and new.respect_retry_after_header \
+        else None
+    if wait is None:
+        wait = new.get_backoff_time()
+    if until is not None and time.monotonic() + wait >= until:
+        raise GaveUp(f"gave up after {attempts} attempts ({until_means}): {reason}")
+    # Waited on the cancel event, not slept, so that Ctrl-C does not sit through it.
+    if cancel is not None and cancel.wait(wait):
+        raise Cancelled("interrupted")
+    if cancel is None and wait > 0:
+        time.sleep(wait)
+    return new
+
+
+def _connect_phase(err: Exception) -> bool:
+    inner = err.args[0] if err.args else None
+    reason = getattr(inner, "reason", inner)
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
+
+
+def timeouts(connect: float, read: float, left: float) -> tuple[float, float]:
+    """``(connect, read)`` timeouts for one request, neither longer than ``left`` seconds.
+
+    Example:
+        >>> timeouts(10, 30, 12.5)
+        (10, 12.5)
+    """
+    left = max(left, 0.001)
+    return min(connect, left), min(read, left)
+
+
+__all__ = [
+    "Cancelled",
+    "GaveUp",
+    "Session",
+    "Watch",
+    "WatchedAdapter",
+    "count_failure",
+    "deadline",
+    "display",
+    "timeouts",
+]
