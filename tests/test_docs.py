@@ -37,7 +37,8 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
                                **NO_NETWORK})
     assert proc.returncode == 0, proc.stderr
     for page in ("index", "getting-started", "authentication", "searching", "items",
-                 "downloads", "datacubes", "emulator", "cli", "security", "benchmarks", "internals", "api",
+                 "downloads", "datacubes", "emulator", "cli", "security", "benchmarks",
+                 "internals", "api",
                  "design", "design/get-dialect", "design/read-time-signing",
                  "design/token-cache", "design/emulator-fidelity"):
         path = tmp_path / "site" / ("index.html" if page == "index" else f"{page}/index.html")
