@@ -94,9 +94,9 @@ def test_normalised_items_carry_media_types_and_roles_stackstac_selects(
 ) -> None:
     assert emulator.archive is not None
     served = emulator.archive.items(emulator.api_url)
-    page = {"type": "FeatureCollection", "features": copy.deepcopy(served)}
+    items: list[dict[str, Any]] = copy.deepcopy(served)
+    page = {"type": "FeatureCollection", "features": items}
     normalize_item(page)  # what pystac-client hands the modifier
-    items = page["features"]
     for item in items:
         assets = item["assets"]
         assert set(assets) == set(ASSET_KEYS)

@@ -74,7 +74,8 @@ def test_all_is_sorted_and_complete() -> None:
 @pytest.mark.parametrize("name", ["api_url", "token_url"])
 def test_plain_http_to_a_non_loopback_host_is_refused(name: str, url: str) -> None:
     with pytest.raises(ag.ConfigurationError, match=f"{name} .* plain HTTP"):
-        Settings.from_env(client_id="c", client_secret="s", **{name: url})
+        Settings.from_env(client_id="c", client_secret="s",
+                          **{name: url})  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8000/x", "http://127.0.0.2/x",

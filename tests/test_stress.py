@@ -12,6 +12,7 @@ import hashlib
 import random
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pystac
 import pytest
@@ -21,7 +22,7 @@ from pystac_axelglobe.emulator import Emulator
 
 THREADS = 32
 ASSETS = ["band1", "msi_udm", "msi_udm_metadata", "thumbnail"]
-SEARCHES = [
+SEARCHES: list[dict[str, Any]] = [
     {"bbox": [133.0, 35.0, 137.0, 36.0], "datetime": "2021-04-10T00:00:00Z/2021-06-30T23:59:59Z",
      "filter": "eo:cloud_cover <= 30"},
     {"bbox": [133.0, 35.0, 137.0, 36.0], "filter": "avg(eo:cloud_cover) <= 30"},

@@ -449,6 +449,7 @@ def _get_with_auth(token_url: str, cache_dir: Path) -> None:
 @pytest.mark.parametrize("failure", [*FAILURES, "refused"])
 def test_failed_token_request_traceback_locals_hold_no_secret(tmp_path: Path,
                                                               failure: str) -> None:
+    info: pytest.ExceptionInfo[AxelGlobeError]
     if failure == "refused":
         with pytest.raises(APIRequestError) as info:
             _get_with_auth(f"http://127.0.0.1:{_refused_port()}/oauth/token", tmp_path)
