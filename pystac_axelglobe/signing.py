@@ -102,24 +102,26 @@ def sign(
         >>> ag.sign(item.assets["tci"].href)  # doctest: +SKIP
         'https://storage.axelglobe.com/…_tci.tif?X-Amz-Algorithm=…'
     """
-    if isinstance(obj, str):
-        return sign_inplace(obj, auth=auth, assets=assets, max_workers=max_workers)
-    _check_type(obj)
-    copy: T = _copy(obj)
-    return sign_inplace(copy, auth=auth, assets=assets, max_workers=max_workers)
+    if not isinstance(obj, str):
+        _check_type(obj)
+        obj = _copy(obj)
+    signed: T = sign_inplace(obj, auth=auth, assets=assets, max_workers=max_workers)
+    return signed
 
 
 def sign_inplace(
-    obj: T,
+    obj: Any,
     *,
     auth: AxelGlobeAuth | None = None,
     assets: str | Iterable[str] | None = None,
     max_workers: int = MAX_WORKERS,
-) -> T:
+) -> Any:
     """:func:`sign`, changing ``obj`` itself; returns it. pystac-client's ``modifier=``.
 
     Every href is resolved before anything is changed: when one fails, ``obj`` is left as
-    it was. An href string cannot change in place: its signed copy is returned.
+    it was. An href string cannot change in place: its signed copy is returned. (Typed as
+    returning ``Any``, as the Planetary Computer SDK's: pystac-client's ``modifier=`` is
+    typed as returning ``None``, and a type checker accepts only that or ``Any``.)
 
     Args:
         obj: What to sign (see :func:`sign`); mappings must be mutable.
@@ -153,7 +155,7 @@ def sign_inplace(
         auth = auth if auth is not None else default_auth()
         if not auth.is_api_url(obj):
             return obj
-        return presigned.resolve(obj, auth=auth, min_validity=MIN_VALIDITY).url  # type: ignore[return-value]
+        return presigned.resolve(obj, auth=auth, min_validity=MIN_VALIDITY).url
     _check_type(obj)
     found = _Found(keys)
     _collect(obj, found)
@@ -385,7 +387,11 @@ def _resolve_all(hrefs: list[str], auth: AxelGlobeAuth, max_workers: int) -> dic
             if error is not None:
                 raise error
         return {href: future.result() for href, future in futures.items()}
+    except Exception:
+        # Start nothing more, and let those in flight end (each bounded by
+        # presigned.RESOLVE_TIMEOUT) so that no request outlives the call.
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
     finally:
-        # After a failure or Ctrl-C: start nothing more; those in flight end on their own
-        # (each is bounded by presigned.RESOLVE_TIMEOUT).
+        # Ctrl-C: return at once; what is in flight ends on its own, within its bound.
         pool.shutdown(wait=False, cancel_futures=True)
