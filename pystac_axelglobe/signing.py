@@ -101,6 +101,8 @@ def sign(
         >>> rasterio.open(signed[0].assets["tci"].href)  # doctest: +SKIP
         >>> ag.sign(item.assets["tci"].href)  # doctest: +SKIP
         'https://storage.axelglobe.com/…_tci.tif?X-Amz-Algorithm=…'
+        >>> sign("out/x_tci.tif")  # not on the API (a local file): as it is, nothing sent
+        'out/x_tci.tif'
     """
     if not isinstance(obj, str):
         _check_type(obj)
@@ -147,8 +149,8 @@ def sign_inplace(
     """
     keys = _check_arguments(assets, max_workers)
     if isinstance(obj, (str, pystac.Asset)) and keys is not None:
-        raise ConfigurationError("assets= selects assets of items and collections; an "
-                                 f"{type(obj).__name__} is signed as it is: leave it out")
+        raise ConfigurationError("assets= chooses among the assets of items and collections; "
+                                 "leave it out to sign one href or one Asset")
     if isinstance(obj, str):
         if not _is_http(obj):
             return obj

@@ -271,7 +271,7 @@ def test_bad_arguments(emulator: Emulator, tmp_path: Path, kwargs: dict[str, Any
 
 def test_assets_makes_no_sense_for_an_href(emulator: Emulator, tmp_path: Path) -> None:
     href = capture_items(emulator)[0].assets["tci"].href
-    with pytest.raises(ConfigurationError, match="an str is signed as it is"):
+    with pytest.raises(ConfigurationError, match="leave it out to sign one href or one Asset"):
         ag.sign(href, assets=["tci"], auth=auth_for(emulator, tmp_path))
 
 
@@ -479,3 +479,24 @@ def test_the_default_bound_is_16(emulator: Emulator, tmp_path: Path) -> None:
         ag.sign([f"{server.url}/f_{i}.tif" for i in range(40)], auth=auth)
     assert server.count == 40
     assert server.peak == ag.signing.MAX_WORKERS == 16
+
+
+def test_a_cached_url_with_less_than_two_minutes_left_is_resolved_again(
+        emulator: Emulator, tmp_path: Path) -> None:
+    # What the docs promise: ag.sign hands out URLs with at least MIN_VALIDITY (120 s) left.
+    from pystac_axelglobe import presigned
+
+    auth = auth_for(emulator, tmp_path)
+    href = capture_items(emulator)[0].assets["tci"].href
+    first = ag.sign(href, auth=auth)
+    # Age the cached URL: 60 s left of its 900 (resolve()'s own default margin is 30 s).
+    (key,) = [k for k in presigned._cache if k[1] == href]
+    presigned._cache[key] = presigned._Cached(presigned.PresignedURL(first, time.time() + 60),
+                                              lifetime=900)
+    counted = Counted(emulator)
+
+    again = ag.sign(href, auth=auth)
+
+    assert counted["redirects"] == 1
+    assert presigned._cache[key].url.remaining() > ag.signing.MIN_VALIDITY
+    assert on_storage(emulator, again)
