@@ -40,6 +40,8 @@ _LAZY = {
     "normalize_item": "extension",
     "open": "client",
     "resolve": "presigned",
+    "sign": "signing",
+    "sign_inplace": "signing",
 }
 
 __all__ = [
@@ -63,6 +65,8 @@ __all__ = [
     "normalize_item",
     "open",
     "resolve",
+    "sign",
+    "sign_inplace",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -85,6 +89,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .extension import normalize_item as normalize_item
     from .presigned import resolve as resolve
     from .settings import Settings as Settings
+    from .signing import sign as sign
+    from .signing import sign_inplace as sign_inplace
     from .tokens import Token as Token
     from .tokens import TokenProvider as TokenProvider
 

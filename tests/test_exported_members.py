@@ -42,12 +42,13 @@ PUBLIC = [
     "normalize_item",
     "open",
     "resolve",
+    "sign",
+    "sign_inplace",
 ]
 
 #: The names DESIGN.md's "The public API" block uses as ``ag.<name>``...
-PROMISED = ["AxelGlobeAuth", "AxelGlobeExtension", "download", "load", "normalize_item", "open"]
-#: ... of which these are promised but not built yet (issue 11, item 2).
-PENDING = ["sign", "sign_inplace"]
+PROMISED = ["AxelGlobeAuth", "AxelGlobeExtension", "download", "load", "normalize_item", "open",
+            "sign", "sign_inplace"]
 #: ... and ``from pystac_axelglobe.emulator import ...`` there and in the README.
 EMULATOR = ["Emulator", "unless_configured"]
 
@@ -111,14 +112,6 @@ def test_design_promises(name: str) -> None:
     assert callable(getattr(ag, name))
 
 
-@pytest.mark.xfail(strict=True, reason="ag.sign and ag.sign_inplace are promised by DESIGN.md "
-                   "but not built yet (issue 11, item 2); this passes once they are")
-@pytest.mark.parametrize("name", PENDING)
-def test_design_promises_not_built_yet(name: str) -> None:
-    assert name in ag.__all__
-    assert callable(getattr(ag, name))
-
-
 @pytest.mark.parametrize("name", EMULATOR)
 def test_emulator_names(name: str) -> None:
     import pystac_axelglobe.emulator as emulator
@@ -132,7 +125,7 @@ def test_this_file_lists_what_design_md_promises(shared_dir: Path) -> None:
     block = re.search(r"## The public API.*?```python\n(.*?)```", text, re.S)
     assert block is not None, "DESIGN.md has no 'The public API' code block"
     used = set(re.findall(r"\bag\.(\w+)", block.group(1)))
-    assert used == set(PROMISED) | set(PENDING)
+    assert used == set(PROMISED)
     imported = set(re.findall(r"from pystac_axelglobe\.emulator import (\w+)", block.group(1)))
     assert imported <= set(EMULATOR)
 
