@@ -644,29 +644,103 @@ def native_geobox(items: Sequence[pystac.Item], crs: Any, resolution: float) -> 
     return GeoBox.from_bbox(bbox, crs=crs, resolution=resolution, anchor="edge")
 
 
+def _share_with_cluster(auth: AxelGlobeAuth) -> None:
+    """With a distributed client active, its workers get this token (see :mod:`.cluster`)."""
+    from . import cluster
+
+    client = cluster.active_client()
+    if client is None:
+        return
+    try:
+        cluster.share_token(client, auth)
+    except Exception as err:  # the scheduler's comms raise anything; the load itself is fine
+        log.warning("could not share the token with the dask workers (%s): workers without "
+                    "AXELGLOBE_CLIENT_SECRET will fail to read; see pystac_axelglobe.cluster."
+                    "share_token", redact(str(err)) or type(err).__name__)
+
+
+#: Tiles of one platform whose datetimes follow each other within this many seconds form one
+#: capture, for items without ``ag:capture_id`` (the guide's example item has none). A
+#: capture's tiles are taken seconds apart; one satellite's captures, hours or days apart.
+CAPTURE_WINDOW = 60.0
+
+
+def _when(item: pystac.Item) -> dt.datetime | None:
+    when = item.datetime or item.common_metadata.start_datetime
+    if when is None:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+
+
+def _capture_ids(items: Sequence[pystac.Item]) -> dict[str, str]:
+    """Item id -> capture: ``ag:capture_id``, else the fallback of :data:`CAPTURE_WINDOW`.
+
+    A capture found by the fallback is named ``"~<platform>@<first datetime>"`` here; an
+    item without a datetime stays its own capture. Items without the property that lie
+    within the window of an item with it (same platform) join that item's capture.
+    """
+    out: dict[str, str] = {}
+    runs: dict[str, list[tuple[dt.datetime, pystac.Item]]] = {}
+    for item in items:
+        value = item.properties.get(CAPTURE_ID_PROP)
+        when = _when(item)
+        if value:
+            out[item.id] = str(value)
+        elif when is None:
+            out[item.id] = f"~item:{item.id}"
+        if when is not None:
+            platform = str(item.properties.get("platform") or "")
+            runs.setdefault(platform, []).append((when, item))
+    window = dt.timedelta(seconds=CAPTURE_WINDOW)
+    for platform, timed in runs.items():
+        timed.sort(key=lambda pair: pair[0])
+        run = timed[:1]
+        for pair in timed[1:]:
+            if pair[0] - run[-1][0] > window:
+                _name_run(run, platform, out)
+                run = []
+            run.append(pair)
+        _name_run(run, platform, out)
+    return out
+
+
+def _name_run(run: list[tuple[dt.datetime, pystac.Item]], platform: str,
+              out: dict[str, str]) -> None:
+    # The items of one run without ag:capture_id take the id of the nearest item with one;
+    # a run without any is one capture of its own.
+    named = [(when, out[item.id]) for when, item in run if item.id in out]
+    for when, item in run:
+        if item.id in out:
+            continue
+        if named:
+            out[item.id] = min(named, key=lambda pair: abs(pair[0] - when))[1]
+        else:
+            out[item.id] = f"~{platform}@{run[0][0].isoformat()}"
+
+
 def _capture_key(items: Sequence[pystac.Item]) -> Any:
     """A groupby key: one group per capture, ordered by the capture's first tile's time."""
+    captures = _capture_ids(items)
     starts: dict[str, dt.datetime] = {}
     for item in items:
-        cid = _capture_of(item)
-        when = item.datetime or item.common_metadata.start_datetime
+        when = _when(item)
         if when is not None:
-            when = when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+            cid = captures[item.id]
             starts[cid] = min(starts.get(cid, when), when)
 
     epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
     def key(item: pystac.Item, parsed: Any, idx: int) -> tuple[dt.datetime, str]:
-        cid = _capture_of(item)
+        cid = captures.get(item.id) or _capture_ids([item])[item.id]
         return (starts.get(cid, epoch), cid)
 
     return key
 
 
-def _capture_of(item: pystac.Item) -> str:
-    # ag:capture_id is optional in the guide: an item without one is its own capture
-    value = item.properties.get(CAPTURE_ID_PROP)
-    return str(value) if value else f"item:{item.id}"
+def _shown(capture: str) -> str:
+    # The capture_id coordinate: the id, or "" for a capture found by the fallback (an id
+    # made up here would look like AxelGlobe's and match nothing in a search).
+    return "" if capture.startswith("~") else capture
 
 
 # odc.stac.load arguments that choose the extent or the grid themselves
@@ -773,6 +847,7 @@ def load(
     # Credentials are checked now, not on the first chunk read; and the token lands in the
     # shared cache, where dask workers on this machine pick it up.
     auth.provider.token()
+    _share_with_cluster(auth)
 
     cfg: dict[str, Any] = {**GRUS1_STAC_CFG, **(user_cfg or {})}
     with_properties = odc_kwargs.pop("with_properties", None)
@@ -785,7 +860,7 @@ def load(
     if groupby == "capture":
         key = _capture_key(item_list)
         groupby = key
-        captures = [cid for _, cid in sorted({key(i, None, 0) for i in item_list})]
+        captures = [_shown(cid) for _, cid in sorted({key(i, None, 0) for i in item_list})]
 
     ds = odc.stac.load(
         item_list, band_list, crs=crs, resolution=resolution, groupby=groupby,
