@@ -22,12 +22,15 @@ import pystac
 import pytest
 
 import pystac_axelglobe as ag
+from pystac_axelglobe import cluster as ag_cluster
 from pystac_axelglobe.emulator import Emulator
+from pystac_axelglobe.errors import APIRequestError, ConfigurationError
+from pystac_axelglobe.settings import Settings
+from pystac_axelglobe.tokens import Token, TokenProvider, credential_key, set_token_source
 
 distributed = pytest.importorskip("distributed")
 
 pytestmark = [
-    pytest.mark.slow,
     pytest.mark.timeout(180),
     # Upstream, not ours (see tests/test_datacube.py).
     pytest.mark.filterwarnings(
@@ -88,9 +91,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         with distributed.Client(scheduler_file=str(scheduler_file), timeout=60) as client:
             client.wait_for_workers(2, timeout=60)
         yield Cluster(scheduler_file, caches, dirs)
+        with distributed.Client(scheduler_file=str(scheduler_file), timeout=30) as client:
+            client.shutdown()  # the scheduler closes the workers: quicker than signals
     finally:
         for proc in reversed(procs):  # workers first, then the scheduler
-            proc.terminate()
+            if proc.poll() is None:
+                proc.terminate()
         for proc in procs:
             try:
                 proc.wait(timeout=20)
@@ -122,6 +128,7 @@ def _worker_environ(client: Any) -> dict[str, dict[str, str | None]]:
     return found
 
 
+@pytest.mark.slow
 def test_workers_without_secret_or_shared_cache_compute_with_the_callers_one_token(
         cluster: Cluster, caller: Path) -> None:
     with Emulator() as emu:
@@ -139,22 +146,30 @@ def test_workers_without_secret_or_shared_cache_compute_with_the_callers_one_tok
                                                               cluster.worker_caches}
             ds = ag.load(items, bands=["red", "nir"], chunks={"x": 256, "y": 256}, auth=auth)
             out = ds.compute()
-            # a second load of the same credential: nothing registered twice, no new token
-            again = ag.load(items[:1], bands=["red"], chunks={}, auth=auth).compute()
+            # the workers resolved the hrefs themselves, with the caller's token
+            assert emu.counters.redirects >= redirects_here + 2 * len(items)
+            assert emu.counters.token_requests == 1
+
+            # The token is revoked: both workers get 401 for it, ask the caller for another,
+            # and the caller fetches one for them all. (A second load of the credential
+            # registers nothing again.)
+            emu.revoke_tokens()
+            blue = ag.load(items, bands=["blue"], chunks={}, auth=auth).compute()
+            assert emu.counters.token_requests == 2
 
         for var in ("red", "nir"):
             np.testing.assert_array_equal(out[var].values, local[var].values)
-        assert again.red.shape[1:] != out.red.shape[1:]  # one tile, not the mosaic
-        # the workers resolved the hrefs themselves, with the caller's token
-        assert emu.counters.redirects >= redirects_here + 2 * len(items)
-        assert emu.counters.token_requests == 1
+        local_blue = ag.load(items, bands=["blue"], auth=auth)  # the renewed token, here too
+        np.testing.assert_array_equal(blue.blue.values, local_blue.blue.values)
+        assert emu.counters.token_requests == 2
         assert emu.counters.storage_requests_with_authorization == 0
     # each worker cached the token it was handed in its own folder; none saw the caller's
-    for cache, home in zip(cluster.worker_caches, cluster.worker_dirs):
+    for cache, home in zip(cluster.worker_caches, cluster.worker_dirs, strict=True):
         assert list((cache / "tokens").glob("*.json")), cache
         assert not (home / CALLER_CACHE).exists()
 
 
+@pytest.mark.slow
 def test_tokens_expiring_during_a_job_are_renewed_once_for_the_whole_cluster(
         cluster: Cluster, caller: Path) -> None:
     lifetime = 4.0
@@ -175,6 +190,7 @@ def test_tokens_expiring_during_a_job_are_renewed_once_for_the_whole_cluster(
         with distributed.Client(scheduler_file=str(cluster.scheduler_file)) as client:
             ds = ag.load(items, bands=["red"], chunks={"x": 128, "y": 128}, auth=auth,
                          min_validity=1)
+            client.compute(ds).result()  # warm-up: fresh worker processes import a lot
             redirects = emu.counters.redirects
             started = time.time()
             rounds = 0
@@ -184,12 +200,147 @@ def test_tokens_expiring_during_a_job_are_renewed_once_for_the_whole_cluster(
                 rounds += 1
             ended = time.time()
         redirects = emu.counters.redirects - redirects
-    assert redirects >= rounds * len(items) > 0  # the workers kept resolving, with tokens
-    # From the first token to the end of the job, tokens were needed all along: at least
-    # one per lifetime. The caller renews a token when a quarter of its lifetime is left
-    # (the provider's margin), so one token serves 0.75 * lifetime: the whole cluster needs
-    # one per such period, plus the first. One per worker would be twice as many.
-    span = ended - issued[0]
-    assert span / lifetime <= len(issued) <= span // (0.75 * lifetime) + 1, (issued, span)
+    # the workers kept resolving the hrefs (3 s URLs), with tokens, round after round
+    assert rounds >= 2 and redirects >= 2 * len(items), (rounds, redirects)
+    # While the job ran, tokens were needed all along: beyond the one in hand when it
+    # started, at least one per lifetime. The caller renews a token when a quarter of its
+    # lifetime is left (the provider's margin), so one token serves 0.75 * lifetime: the
+    # whole cluster needs at most one per such period, plus the first. One per worker would
+    # be twice as many.
+    renewed = [t for t in issued if t > started]
+    assert len(renewed) >= (ended - started) / lifetime - 1, (issued, started, ended)
+    assert len(issued) <= (ended - issued[0]) // (0.75 * lifetime) + 1, (issued, ended)
     assert (np.diff(issued) >= 0.75 * lifetime - 0.5).all(), np.diff(issued)
     assert emu.counters.token_requests == len(issued)
+
+
+@pytest.mark.slow
+def test_restarted_worker_processes_get_the_token_through_the_plugin_again(
+        cluster: Cluster, caller: Path) -> None:
+    with Emulator() as emu:
+        auth = ag.AxelGlobeAuth(**emu.settings_kwargs())
+        items = _capture(emu)[:1]
+        local = ag.load(items, bands=["red"], auth=auth)
+        with distributed.Client(scheduler_file=str(cluster.scheduler_file)) as client:
+            ds = ag.load(items, bands=["red"], chunks={}, auth=auth)  # registers the plugin
+            before = set(client.run(os.getpid).values())
+            client.restart()  # new worker processes: nothing in memory, nothing installed
+            assert not before & set(client.run(os.getpid).values())
+            out = ds.compute()
+        np.testing.assert_array_equal(out.red.values, local.red.values)
+        assert emu.counters.token_requests == 1
+
+
+# --------------------------------------------------------------------------- the token source
+# What a worker does with the hook, without a cluster: a provider without the secret whose
+# credential has a token source.
+
+
+@pytest.fixture
+def source_key(emulator: Emulator) -> Iterator[tuple[str, str, str]]:
+    key = credential_key(Settings.from_env(**emulator.settings_kwargs()))
+    yield key
+    set_token_source(key, None)
+
+
+def _worker_settings(emu: Emulator, cache: Path) -> Settings:
+    kwargs: dict[str, Any] = dict(emu.settings_kwargs())
+    del kwargs["client_secret"]
+    return Settings.from_env(**kwargs, cache_dir=cache)
+
+
+def test_a_token_source_is_asked_instead_of_the_endpoint_and_its_token_cached(
+        emulator: Emulator, source_key: tuple[str, str, str], tmp_path: Path) -> None:
+    asked: list[str | None] = []
+    handed = Token(emulator.token(), expires_at=time.time() + 3600, issued_at=time.time())
+
+    def source(settings: Settings, failed: str | None, fresh: Any) -> Token:
+        asked.append(failed)
+        assert settings.client_secret is None and fresh(handed)
+        return handed
+
+    set_token_source(source_key, source)
+    before = emulator.counters.token_requests
+    provider = TokenProvider(_worker_settings(emulator, tmp_path))
+
+    assert provider.token() == handed
+    # another process of this machine finds it in the cache file: no second ask
+    assert TokenProvider(_worker_settings(emulator, tmp_path)).token() == handed
+    assert asked == [None]
+    assert emulator.counters.token_requests == before
+    # after a 401 the source is told which token failed
+    provider.refresh(handed.access_token)
+    assert asked == [None, handed.access_token]
+
+
+def test_a_token_source_is_asked_without_holding_the_token_cache_lock(
+        emulator: Emulator, source_key: tuple[str, str, str], tmp_path: Path) -> None:
+    # On one machine (a LocalCluster) the dask client and its workers share the token
+    # cache; the client renews the token under the cache lock while a worker waits for
+    # it. A worker holding the lock meanwhile would wait for itself until the lock timed out.
+    client_side = TokenProvider(Settings.from_env(**emulator.settings_kwargs(),
+                                                  cache_dir=tmp_path), deadline=1)
+
+    def source(settings: Settings, failed: str | None, fresh: Any) -> Token:
+        # the client is another process, where no source is installed
+        set_token_source(source_key, None)
+        try:
+            return client_side.token()
+        finally:
+            set_token_source(source_key, source)
+
+    set_token_source(source_key, source)
+    worker_side = TokenProvider(_worker_settings(emulator, tmp_path), deadline=1)
+
+    started = time.monotonic()
+    assert worker_side.token() == client_side.token()
+    assert time.monotonic() - started < 10
+
+
+def test_a_token_already_due_for_refresh_is_used_without_asking_on_every_request(
+        emulator: Emulator, source_key: tuple[str, str, str], tmp_path: Path) -> None:
+    # A client whose clock is behind the worker's hands over a token the worker would
+    # already refresh: it is used for a while, not asked for again before every request.
+    now = time.time()
+    due = Token(emulator.token(), expires_at=now + 30, issued_at=now - 200)
+    asked: list[str | None] = []
+
+    def source(settings: Settings, failed: str | None, fresh: Any) -> Token:
+        asked.append(failed)
+        assert not fresh(due)
+        return due
+
+    set_token_source(source_key, source)
+    provider = TokenProvider(_worker_settings(emulator, tmp_path))
+
+    assert [provider.token() for _ in range(20)] == [due] * 20
+    assert asked == [None]
+
+
+def test_without_a_source_a_worker_without_secret_says_what_to_set(
+        emulator: Emulator, tmp_path: Path) -> None:
+    provider = TokenProvider(_worker_settings(emulator, tmp_path))
+    with pytest.raises(ConfigurationError, match="AXELGLOBE_CLIENT_SECRET"):
+        provider.token()
+
+
+def test_share_token_needs_an_active_client_and_a_sane_timeout(emulator_env: Emulator) -> None:
+    assert ag_cluster.active_client() is None
+    with pytest.raises(ConfigurationError, match="no distributed client is active"):
+        ag_cluster.share_token()
+    with pytest.raises(ConfigurationError, match="timeout must be positive seconds"):
+        ag_cluster.share_token(client=object(), timeout=0)  # type: ignore[arg-type]
+
+
+def test_a_worker_whose_client_is_gone_fails_with_what_to_do(
+        emulator: Emulator, tmp_path: Path) -> None:
+    # The source on a worker that cannot reach the client (here: no cluster at all)
+    class Unreachable:
+        status = "closed"
+
+    source = ag_cluster._Source(ag_cluster._names(("t", "c", "a")), 0.2, Unreachable())  # type: ignore[arg-type]
+    source._client = lambda: (_ for _ in ()).throw(OSError("connection refused"))  # type: ignore[method-assign]
+    with pytest.raises(APIRequestError, match="Keep the client that called ag.load"):
+        source(_worker_settings(emulator, tmp_path), None, lambda t: True)
+    with_secret = Settings.from_env(**emulator.settings_kwargs(), cache_dir=tmp_path)
+    assert source(with_secret, None, lambda t: True) is None  # it fetches its own then
