@@ -48,7 +48,7 @@ from .errors import (
     ConfigurationError,
     RestrictedError,
 )
-from .tokens import Token, TokenProvider, credential_key, set_token_source
+from .tokens import DEFAULT_DEADLINE, Token, TokenProvider, credential_key, set_token_source
 
 if TYPE_CHECKING:
     from distributed import Client, Worker
@@ -66,8 +66,9 @@ __all__ = ["DEFAULT_TIMEOUT", "TokenPlugin", "active_client", "share_token"]
 
 log = logging.getLogger(__name__)
 
-#: Seconds a worker waits for the client to answer its request for a renewed token.
-DEFAULT_TIMEOUT = 60.0
+#: Seconds a worker waits for the client to answer its request for a renewed token: the
+#: client's own token request may take up to its deadline.
+DEFAULT_TIMEOUT = DEFAULT_DEADLINE + 30.0
 #: The client side looks for requests this often while workers ask, then backs off to
 #: _IDLE_POLL (how long a worker may wait for the first answer after a quiet spell).
 _BUSY_POLL = 0.05
@@ -199,8 +200,16 @@ def share_token(client: Client | None = None, auth: AxelGlobeAuth | None = None,
         if broker is not None and broker.alive:
             return True
         broker = _Broker(client, auth.provider, _names(key))
-        broker.publish([])  # the current token, before any worker can ask for it
-        client.register_plugin(TokenPlugin(key, timeout), name=broker.names.plugin)
+        # Hosted before the plugin runs: a worker in this very process (processes=False)
+        # uses this process's provider, and must not ask itself.
+        broker.host(+1)
+        try:
+            broker.publish([])  # the current token, before any worker can ask for it
+            client.register_plugin(TokenPlugin(key, timeout), name=broker.names.plugin)
+        except BaseException:
+            broker.host(-1)
+            broker.withdraw()
+            raise
         broker.start()
         _BROKERS[(client.id, key)] = broker
     log.info("sharing the token of client %r with the workers of %s", key[1], client.id)
@@ -223,10 +232,24 @@ class _Broker:
     def alive(self) -> bool:
         return self._thread.is_alive() and self.client.status == "running"
 
-    def start(self) -> None:
+    def host(self, change: int) -> None:
+        """Count this credential as served from this process (+1), or no longer (-1)."""
         with _HOSTED_LOCK:
-            _HOSTED[self.key] = _HOSTED.get(self.key, 0) + 1
+            count = _HOSTED.get(self.key, 0) + change
+            if count > 0:
+                _HOSTED[self.key] = count
+            else:
+                _HOSTED.pop(self.key, None)
+
+    def start(self) -> None:
         self._thread.start()
+
+    def withdraw(self) -> None:
+        """Take the token off the scheduler (sharing could not be set up)."""
+        try:
+            self.variable.delete()
+        except Exception as err:  # the client may be what failed
+            log.debug("could not delete %s: %s", self.names.token, err)
 
     def publish(self, requests: list[Any]) -> None:
         """Put the token the workers should use into the Variable (renewed if asked)."""
@@ -268,12 +291,7 @@ class _Broker:
                 log.warning("stopped renewing tokens for the dask workers: %s",
                             redact(str(err)))
         finally:
-            with _HOSTED_LOCK:
-                left = _HOSTED.get(self.key, 1) - 1
-                if left > 0:
-                    _HOSTED[self.key] = left
-                else:
-                    _HOSTED.pop(self.key, None)
+            self.host(-1)
             with _LOCK:
                 if _BROKERS.get((self.client.id, self.key)) is self:
                     del _BROKERS[(self.client.id, self.key)]

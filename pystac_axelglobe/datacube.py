@@ -6,7 +6,9 @@
   ``raster:`` metadata (:data:`GRUS1_STAC_CFG`: data types, nodata, band aliases);
 * defaults that put the pixels on their native grid: the UTM zone of the items, 5 m (2.5 m
   when only ``pan``/``tci`` is asked for), pixel edges on multiples of the resolution (which
-  is where the archive's COGs put them), and one time slice per capture (``ag:capture_id``);
+  is where the archive's COGs put them), and one time slice per capture (``ag:capture_id``;
+  for items without it, tiles of one platform taken within :data:`CAPTURE_WINDOW` seconds
+  of each other);
 * :class:`AxelGlobeDriver`, an odc-loader reader driver that turns an asset href into a
   presigned storage URL *when a chunk is read*, on the process doing the read, through
   :func:`pystac_axelglobe.assets.resolve` (cached per process, single-flight). A URL that has
@@ -24,16 +26,16 @@ Dask clusters:
     The driver goes into the dask graph. It pickles with the API/token URLs, the client id
     and the token cache folder, never with the client secret or a token. A worker process
     builds its own :class:`~pystac_axelglobe.auth.AxelGlobeAuth` from those and gets its token
-    the way every process does: memory, then the shared token cache file
-    (``AXELGLOBE_CACHE_DIR``), then the token endpoint. Hence:
+    the way every process does: memory, then the token cache file (``AXELGLOBE_CACHE_DIR``;
+    the caller's folder where it exists, i.e. on the same machine), then, where a process
+    would ask the token endpoint:
 
-    * workers on the machine that called :func:`load` read the token the caller fetched from
-      the shared cache: no new token request (``load()`` fetches it before returning);
-    * workers on other machines need credentials in their environment
-      (``AXELGLOBE_CLIENT_ID``/``AXELGLOBE_CLIENT_SECRET``, plus ``AXELGLOBE_API_URL`` etc. if
-      not the defaults): each machine then asks for one token and shares it among its
-      worker processes. Asking once per machine stays far below the rate that gets a client
-      restricted.
+    * with a ``distributed`` client active when :func:`load` is called, the caller: ``load()``
+      shares its token with the cluster's workers, present and future, and renews it for
+      them (:mod:`pystac_axelglobe.cluster`), so the workers need no secret and the whole
+      cluster makes one token request per token lifetime;
+    * otherwise the token endpoint, with the worker's own ``AXELGLOBE_CLIENT_SECRET``: one
+      token per machine, shared by its worker processes through the cache file.
 
 Example:
     >>> import pystac_axelglobe as ag
@@ -82,6 +84,7 @@ if TYPE_CHECKING:
     from .auth import AxelGlobeAuth
 
 __all__ = [
+    "CAPTURE_WINDOW",
     "DEFAULT_RESOLUTION",
     "GDAL_OPTIONS",
     "GRUS1_STAC_CFG",
@@ -756,6 +759,7 @@ def load(
     groupby: Any = "capture",
     chunks: Mapping[str, int | Literal["auto"]] | None = None,
     auth: AxelGlobeAuth | None = None,
+    share_token: bool = True,
     **odc_kwargs: Any,
 ) -> xr.Dataset:
     """Load grus-1 items into an :class:`xarray.Dataset` with :func:`odc.stac.load`.
@@ -764,7 +768,8 @@ def load(
     is read (on the dask worker doing it) and again when they expire, so a lazy load
     (``chunks={}``) can be computed any time later. The token is fetched (or read from the
     token cache) before this returns, so credentials are checked up front and dask workers
-    on this machine find it in the shared cache.
+    on this machine find it in the shared cache; with a ``distributed`` client active, its
+    workers get it (and its renewals) from this process.
 
     Args:
         items: pystac Items (or item dicts / a FeatureCollection dict), e.g. a search result.
@@ -777,11 +782,18 @@ def load(
             ``pan``/``tci`` bands are asked for. Pixel edges fall on multiples of it (odc's
             ``anchor="edge"``), the native grid of the COGs.
         groupby: ``"capture"`` (default): one time slice per ``ag:capture_id``, its tiles
-            mosaicked, with a ``capture_id`` coordinate; anything :func:`odc.stac.load` takes
-            (``"time"``, ``"solar_day"``, ``"id"``, a property name, a callable).
+            mosaicked, with a ``capture_id`` coordinate. Items without the property: tiles
+            of one ``platform`` whose datetimes follow each other within
+            :data:`CAPTURE_WINDOW` seconds are one capture (``capture_id`` ``""``). Or
+            anything :func:`odc.stac.load` takes (``"time"``, ``"solar_day"``, ``"id"``, a
+            property name, a callable).
         chunks: dask chunks, e.g. ``{}`` or ``{"x": 2048, "y": 2048}``; ``None`` loads now.
         auth: the :class:`~pystac_axelglobe.auth.AxelGlobeAuth` to use. Default: one built
             from the ``AXELGLOBE_*`` environment.
+        share_token: with a ``distributed`` client active, hand the token (never the
+            secret) to its workers and renew it for them from here
+            (:func:`pystac_axelglobe.cluster.share_token`); ``False``: the workers get
+            tokens themselves (their own ``AXELGLOBE_CLIENT_SECRET`` or a shared cache).
         **odc_kwargs: passed on to :func:`odc.stac.load` (``bbox=``, ``geobox=``,
             ``resampling=``, ``pool=``, ``stac_cfg=`` merged over :data:`GRUS1_STAC_CFG`...),
             except ``min_validity=`` (seconds a presigned URL must still be valid when a
@@ -847,7 +859,8 @@ def load(
     # Credentials are checked now, not on the first chunk read; and the token lands in the
     # shared cache, where dask workers on this machine pick it up.
     auth.provider.token()
-    _share_with_cluster(auth)
+    if share_token:
+        _share_with_cluster(auth)
 
     cfg: dict[str, Any] = {**GRUS1_STAC_CFG, **(user_cfg or {})}
     with_properties = odc_kwargs.pop("with_properties", None)

@@ -10,6 +10,7 @@ another machine, so the workers cannot find the caller's cached token either.
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ import pytest
 
 import pystac_axelglobe as ag
 from pystac_axelglobe import cluster as ag_cluster
+from pystac_axelglobe import tokens as tokens_module
 from pystac_axelglobe.emulator import Emulator
 from pystac_axelglobe.errors import APIRequestError, ConfigurationError
 from pystac_axelglobe.settings import Settings
@@ -88,10 +90,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             assert time.monotonic() < deadline, (base / "scheduler.log").read_text()
             assert procs[0].poll() is None, (base / "scheduler.log").read_text()
             time.sleep(0.1)
-        with distributed.Client(scheduler_file=str(scheduler_file), timeout=60) as client:
+        with distributed.Client(scheduler_file=str(scheduler_file), timeout=60,
+                                set_as_default=False) as client:
             client.wait_for_workers(2, timeout=60)
         yield Cluster(scheduler_file, caches, dirs)
-        with distributed.Client(scheduler_file=str(scheduler_file), timeout=30) as client:
+        # Not the default client: shutdown() would leave dask configured for a client that
+        # is gone, and later tests' dask computations would fail.
+        with distributed.Client(scheduler_file=str(scheduler_file), timeout=30,
+                                set_as_default=False) as client:
             client.shutdown()  # the scheduler closes the workers: quicker than signals
     finally:
         for proc in reversed(procs):  # workers first, then the scheduler
@@ -117,6 +123,12 @@ def caller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _capture(emu: Emulator) -> list[pystac.Item]:
     return [i for i in emu.items() if i.properties.get("ag:capture_id") == JAPAN_CAPTURE]
+
+
+def _scheduler_state(dask_scheduler: Any) -> bytes:
+    # the registered worker plugins and every distributed.Variable's value
+    variables = dask_scheduler.extensions["variables"].variables
+    return pickle.dumps((dask_scheduler.worker_plugins, variables))
 
 
 def _worker_environ(client: Any) -> dict[str, dict[str, str | None]]:
@@ -156,6 +168,10 @@ def test_workers_without_secret_or_shared_cache_compute_with_the_callers_one_tok
             emu.revoke_tokens()
             blue = ag.load(items, bands=["blue"], chunks={}, auth=auth).compute()
             assert emu.counters.token_requests == 2
+            # what crossed the wire: the token, in the scheduler's memory; never the secret
+            on_scheduler = client.run_on_scheduler(_scheduler_state)
+            assert emu.client_secret.encode() not in on_scheduler
+            assert auth.provider.token().access_token.encode() in on_scheduler
 
         for var in ("red", "nir"):
             np.testing.assert_array_equal(out[var].values, local[var].values)
@@ -344,3 +360,30 @@ def test_a_worker_whose_client_is_gone_fails_with_what_to_do(
         source(_worker_settings(emulator, tmp_path), None, lambda t: True)
     with_secret = Settings.from_env(**emulator.settings_kwargs(), cache_dir=tmp_path)
     assert source(with_secret, None, lambda t: True) is None  # it fetches its own then
+
+
+def test_an_in_process_cluster_uses_this_processs_provider_and_sharing_can_be_declined(
+        emulator: Emulator) -> None:
+    auth = ag.AxelGlobeAuth(**emulator.settings_kwargs())
+    key = credential_key(auth.settings)
+    items = _capture(emulator)[:1]
+    plugin = ag_cluster._names(key).plugin
+    with distributed.LocalCluster(n_workers=1, processes=False, threads_per_worker=2,
+                                  host="127.0.0.1", protocol="tcp",
+                                  dashboard_address="127.0.0.1:0") as cluster, \
+            distributed.Client(cluster) as client:
+        declined = ag.load(items, bands=["red"], chunks={}, auth=auth, share_token=False)
+        assert plugin not in client.run_on_scheduler(
+            lambda dask_scheduler: list(dask_scheduler.worker_plugins))
+
+        shared = ag.load(items, bands=["red"], chunks={}, auth=auth)
+        assert plugin in client.run_on_scheduler(
+            lambda dask_scheduler: list(dask_scheduler.worker_plugins))
+        # the worker runs in this process, beside the provider with the secret: it must
+        # not ask itself for tokens through the scheduler
+        assert key not in tokens_module._SOURCES
+        broker = ag_cluster._BROKERS[(client.id, key)]
+        np.testing.assert_array_equal(shared.red.values, declined.red.values)
+    broker._thread.join(timeout=10)  # it notices that its client closed
+    assert not broker._thread.is_alive()
+    assert (client.id, key) not in ag_cluster._BROKERS and key not in ag_cluster._HOSTED
