@@ -76,6 +76,8 @@ _IDLE_POLL = 1.0
 #: A worker polls the token Variable this often at first, then backs off up to _MAX_DELAY.
 _FIRST_DELAY = 0.02
 _MAX_DELAY = 0.5
+#: Seconds a worker waits for the token Variable to exist before asking the client anyway.
+_FIRST_LOOK = 5.0
 _ERRORS: dict[str, type[AxelGlobeError]] = {
     "RestrictedError": RestrictedError, "AuthenticationError": AuthenticationError}
 
@@ -359,8 +361,8 @@ class _Source:
         except AxelGlobeError:
             raise
         except Exception as err:  # scheduler or client gone: distributed raises many types
-            problem = (f"no token from the dask client within {self.timeout:g} s "
-                       f"({type(err).__name__}: {redact(str(err)) or 'no answer'})")
+            problem = (f"no token from the dask client ({type(err).__name__}: "
+                       f"{redact(str(err)) or 'no answer'})")
         if settings.client_secret:
             log.warning("%s; fetching one with this worker's AXELGLOBE_CLIENT_SECRET", problem)
             return None
@@ -374,13 +376,16 @@ class _Source:
         distributed = _distributed()
         deadline = time.monotonic() + self.timeout
         variable = distributed.Variable(self.names.token, client=client)
-        record = variable.get(timeout=self.timeout)
+        try:
+            record = variable.get(timeout=min(self.timeout, _FIRST_LOOK))
+        except TimeoutError:
+            record = None  # none published (a restarted scheduler): the request makes one
         token = _token_of(record)
         if token is not None and _fingerprint(token.access_token) != failed_fp and fresh(token):
             return token  # another worker had it renewed already
         serial = _serial(record)
-        distributed.Queue(self.names.wanted, client=client).put({"failed": failed_fp},
-                                                   timeout=self.timeout)
+        wanted = distributed.Queue(self.names.wanted, client=client)
+        wanted.put({"failed": failed_fp}, timeout=self.timeout)
         delay = _FIRST_DELAY
         while (remaining := deadline - time.monotonic()) > 0:
             time.sleep(min(delay, remaining))
@@ -394,7 +399,7 @@ class _Source:
             if _fingerprint(token.access_token) != failed_fp:
                 return token
             serial = _serial(record)  # answered before our request: wait for ours
-        raise TimeoutError("the client did not answer")
+        raise TimeoutError(f"the client did not answer in {self.timeout:g} s")
 
 
 def _serial(record: Any) -> Any:

@@ -231,7 +231,7 @@ def test_tokens_expiring_during_a_job_are_renewed_once_for_the_whole_cluster(
 
 
 @pytest.mark.slow
-def test_restarted_worker_processes_get_the_token_through_the_plugin_again(
+def test_a_restarted_worker_process_gets_the_token_through_the_plugin_again(
         cluster: Cluster, caller: Path) -> None:
     with Emulator() as emu:
         auth = ag.AxelGlobeAuth(**emu.settings_kwargs())
@@ -239,10 +239,13 @@ def test_restarted_worker_processes_get_the_token_through_the_plugin_again(
         local = ag.load(items, bands=["red"], auth=auth)
         with distributed.Client(scheduler_file=str(cluster.scheduler_file)) as client:
             ds = ag.load(items, bands=["red"], chunks={}, auth=auth)  # registers the plugin
-            before = set(client.run(os.getpid).values())
-            client.restart()  # new worker processes: nothing in memory, nothing installed
-            assert not before & set(client.run(os.getpid).values())
-            out = ds.compute()
+            pids = client.run(os.getpid)
+            # a new worker process: nothing in memory, nothing installed (the scheduler
+            # sends its plugins to it as to any worker that joins)
+            client.restart_workers(["worker1"])
+            restarted = {w["name"]: a for a, w in client.scheduler_info()["workers"].items()}
+            assert client.run(os.getpid)[restarted["worker1"]] not in pids.values()
+            out = client.compute(ds, workers=[restarted["worker1"]]).result()
         np.testing.assert_array_equal(out.red.values, local.red.values)
         assert emu.counters.token_requests == 1
 
