@@ -6,7 +6,9 @@
   ``raster:`` metadata (:data:`GRUS1_STAC_CFG`: data types, nodata, band aliases);
 * defaults that put the pixels on their native grid: the UTM zone of the items, 5 m (2.5 m
   when only ``pan``/``tci`` is asked for), pixel edges on multiples of the resolution (which
-  is where the archive's COGs put them), and one time slice per capture (``ag:capture_id``);
+  is where the archive's COGs put them), and one time slice per capture (``ag:capture_id``;
+  for items without it, tiles of one platform taken within :data:`CAPTURE_WINDOW` seconds
+  of each other);
 * :class:`AxelGlobeDriver`, an odc-loader reader driver that turns an asset href into a
   presigned storage URL *when a chunk is read*, on the process doing the read, through
   :func:`pystac_axelglobe.presigned.resolve` (cached per process, single-flight). A URL that has
@@ -24,16 +26,16 @@ Dask clusters:
     The driver goes into the dask graph. It pickles with the API/token URLs, the client id
     and the token cache folder, never with the client secret or a token. A worker process
     builds its own :class:`~pystac_axelglobe.auth.AxelGlobeAuth` from those and gets its token
-    the way every process does: memory, then the shared token cache file
-    (``AXELGLOBE_CACHE_DIR``), then the token endpoint. Hence:
+    the way every process does: memory, then the token cache file (``AXELGLOBE_CACHE_DIR``;
+    the caller's folder where it exists, i.e. on the same machine), then, where a process
+    would ask the token endpoint:
 
-    * workers on the machine that called :func:`load` read the token the caller fetched from
-      the shared cache: no new token request (``load()`` fetches it before returning);
-    * workers on other machines need credentials in their environment
-      (``AXELGLOBE_CLIENT_ID``/``AXELGLOBE_CLIENT_SECRET``, plus ``AXELGLOBE_API_URL`` etc. if
-      not the defaults): each machine then asks for one token and shares it among its
-      worker processes. Asking once per machine stays far below the rate that gets a client
-      restricted.
+    * with a ``distributed`` client active when :func:`load` is called, the caller: ``load()``
+      shares its token with the cluster's workers, present and future, and renews it for
+      them (:mod:`pystac_axelglobe.cluster`), so the workers need no secret and the whole
+      cluster makes one token request per token lifetime;
+    * otherwise the token endpoint, with the worker's own ``AXELGLOBE_CLIENT_SECRET``: one
+      token per machine, shared by its worker processes through the cache file.
 
 Example:
     >>> import pystac_axelglobe as ag
@@ -82,6 +84,7 @@ if TYPE_CHECKING:
     from .auth import AxelGlobeAuth
 
 __all__ = [
+    "CAPTURE_WINDOW",
     "DEFAULT_RESOLUTION",
     "GDAL_OPTIONS",
     "GRUS1_STAC_CFG",
@@ -644,29 +647,103 @@ def native_geobox(items: Sequence[pystac.Item], crs: Any, resolution: float) -> 
     return GeoBox.from_bbox(bbox, crs=crs, resolution=resolution, anchor="edge")
 
 
+def _share_with_cluster(auth: AxelGlobeAuth) -> None:
+    """With a distributed client active, its workers get this token (see :mod:`.cluster`)."""
+    from . import cluster
+
+    client = cluster.active_client()
+    if client is None:
+        return
+    try:
+        cluster.share_token(client, auth)
+    except Exception as err:  # the scheduler's comms raise anything; the load itself is fine
+        log.warning("could not share the token with the dask workers (%s): workers without "
+                    "AXELGLOBE_CLIENT_SECRET will fail to read; see pystac_axelglobe.cluster."
+                    "share_token", redact(str(err)) or type(err).__name__)
+
+
+#: Tiles of one platform whose datetimes follow each other within this many seconds form one
+#: capture, for items without ``ag:capture_id`` (the guide's example item has none). A
+#: capture's tiles are taken seconds apart; one satellite's captures, hours or days apart.
+CAPTURE_WINDOW = 60.0
+
+
+def _when(item: pystac.Item) -> dt.datetime | None:
+    when = item.datetime or item.common_metadata.start_datetime
+    if when is None:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+
+
+def _capture_ids(items: Sequence[pystac.Item]) -> dict[str, str]:
+    """Item id -> capture: ``ag:capture_id``, else the fallback of :data:`CAPTURE_WINDOW`.
+
+    A capture found by the fallback is named ``"~<platform>@<first datetime>"`` here; an
+    item without a datetime stays its own capture. Items without the property that lie
+    within the window of an item with it (same platform) join that item's capture.
+    """
+    out: dict[str, str] = {}
+    runs: dict[str, list[tuple[dt.datetime, pystac.Item]]] = {}
+    for item in items:
+        value = item.properties.get(CAPTURE_ID_PROP)
+        when = _when(item)
+        if value:
+            out[item.id] = str(value)
+        elif when is None:
+            out[item.id] = f"~item:{item.id}"
+        if when is not None:
+            platform = str(item.properties.get("platform") or "")
+            runs.setdefault(platform, []).append((when, item))
+    window = dt.timedelta(seconds=CAPTURE_WINDOW)
+    for platform, timed in runs.items():
+        timed.sort(key=lambda pair: pair[0])
+        run = timed[:1]
+        for pair in timed[1:]:
+            if pair[0] - run[-1][0] > window:
+                _name_run(run, platform, out)
+                run = []
+            run.append(pair)
+        _name_run(run, platform, out)
+    return out
+
+
+def _name_run(run: list[tuple[dt.datetime, pystac.Item]], platform: str,
+              out: dict[str, str]) -> None:
+    # The items of one run without ag:capture_id take the id of the nearest item with one;
+    # a run without any is one capture of its own.
+    named = [(when, out[item.id]) for when, item in run if item.id in out]
+    for when, item in run:
+        if item.id in out:
+            continue
+        if named:
+            out[item.id] = min(named, key=lambda pair: abs(pair[0] - when))[1]
+        else:
+            out[item.id] = f"~{platform}@{run[0][0].isoformat()}"
+
+
 def _capture_key(items: Sequence[pystac.Item]) -> Any:
     """A groupby key: one group per capture, ordered by the capture's first tile's time."""
+    captures = _capture_ids(items)
     starts: dict[str, dt.datetime] = {}
     for item in items:
-        cid = _capture_of(item)
-        when = item.datetime or item.common_metadata.start_datetime
+        when = _when(item)
         if when is not None:
-            when = when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+            cid = captures[item.id]
             starts[cid] = min(starts.get(cid, when), when)
 
     epoch = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
     def key(item: pystac.Item, parsed: Any, idx: int) -> tuple[dt.datetime, str]:
-        cid = _capture_of(item)
+        cid = captures.get(item.id) or _capture_ids([item])[item.id]
         return (starts.get(cid, epoch), cid)
 
     return key
 
 
-def _capture_of(item: pystac.Item) -> str:
-    # ag:capture_id is optional in the guide: an item without one is its own capture
-    value = item.properties.get(CAPTURE_ID_PROP)
-    return str(value) if value else f"item:{item.id}"
+def _shown(capture: str) -> str:
+    # The capture_id coordinate: the id, or "" for a capture found by the fallback (an id
+    # made up here would look like AxelGlobe's and match nothing in a search).
+    return "" if capture.startswith("~") else capture
 
 
 # odc.stac.load arguments that choose the extent or the grid themselves
@@ -682,6 +759,7 @@ def load(
     groupby: Any = "capture",
     chunks: Mapping[str, int | Literal["auto"]] | None = None,
     auth: AxelGlobeAuth | None = None,
+    share_token: bool = True,
     **odc_kwargs: Any,
 ) -> xr.Dataset:
     """Load grus-1 items into an :class:`xarray.Dataset` with :func:`odc.stac.load`.
@@ -690,7 +768,8 @@ def load(
     is read (on the dask worker doing it) and again when they expire, so a lazy load
     (``chunks={}``) can be computed any time later. The token is fetched (or read from the
     token cache) before this returns, so credentials are checked up front and dask workers
-    on this machine find it in the shared cache.
+    on this machine find it in the shared cache; with a ``distributed`` client active, its
+    workers get it (and its renewals) from this process.
 
     Args:
         items: pystac Items (or item dicts / a FeatureCollection dict), e.g. a search result.
@@ -703,11 +782,18 @@ def load(
             ``pan``/``tci`` bands are asked for. Pixel edges fall on multiples of it (odc's
             ``anchor="edge"``), the native grid of the COGs.
         groupby: ``"capture"`` (default): one time slice per ``ag:capture_id``, its tiles
-            mosaicked, with a ``capture_id`` coordinate; anything :func:`odc.stac.load` takes
-            (``"time"``, ``"solar_day"``, ``"id"``, a property name, a callable).
+            mosaicked, with a ``capture_id`` coordinate. Items without the property: tiles
+            of one ``platform`` whose datetimes follow each other within
+            :data:`CAPTURE_WINDOW` seconds are one capture (``capture_id`` ``""``). Or
+            anything :func:`odc.stac.load` takes (``"time"``, ``"solar_day"``, ``"id"``, a
+            property name, a callable).
         chunks: dask chunks, e.g. ``{}`` or ``{"x": 2048, "y": 2048}``; ``None`` loads now.
         auth: the :class:`~pystac_axelglobe.auth.AxelGlobeAuth` to use. Default: one built
             from the ``AXELGLOBE_*`` environment.
+        share_token: with a ``distributed`` client active, hand the token (never the
+            secret) to its workers and renew it for them from here
+            (:func:`pystac_axelglobe.cluster.share_token`); ``False``: the workers get
+            tokens themselves (their own ``AXELGLOBE_CLIENT_SECRET`` or a shared cache).
         **odc_kwargs: passed on to :func:`odc.stac.load` (``bbox=``, ``geobox=``,
             ``resampling=``, ``pool=``, ``stac_cfg=`` merged over :data:`GRUS1_STAC_CFG`...),
             except ``min_validity=`` (seconds a presigned URL must still be valid when a
@@ -773,6 +859,8 @@ def load(
     # Credentials are checked now, not on the first chunk read; and the token lands in the
     # shared cache, where dask workers on this machine pick it up.
     auth.provider.token()
+    if share_token:
+        _share_with_cluster(auth)
 
     cfg: dict[str, Any] = {**GRUS1_STAC_CFG, **(user_cfg or {})}
     with_properties = odc_kwargs.pop("with_properties", None)
@@ -785,7 +873,7 @@ def load(
     if groupby == "capture":
         key = _capture_key(item_list)
         groupby = key
-        captures = [cid for _, cid in sorted({key(i, None, 0) for i in item_list})]
+        captures = [_shown(cid) for _, cid in sorted({key(i, None, 0) for i in item_list})]
 
     ds = odc.stac.load(
         item_list, band_list, crs=crs, resolution=resolution, groupby=groupby,

@@ -26,6 +26,11 @@ Bounds, so that no misbehaving server can storm the endpoint or hang a call:
   header-safe ``access_token`` and a sane ``expires_in`` is a token; anything else is an
   ``AuthenticationError`` that never quotes the token or the secret.
 
+A process that must not ask the token endpoint itself (a dask worker, which has no secret)
+can be given another **token source** for a credential with :func:`set_token_source`: it is
+asked instead of the endpoint, and its tokens are cached like fetched ones
+(:mod:`pystac_axelglobe.cluster` installs one that asks the dask client).
+
 A restriction (HTTP 429 or 403 from the token endpoint) is written to the cache file too,
 so no thread or process sends a token request until it ends; they raise
 :class:`~pystac_axelglobe.errors.RestrictedError` saying until when. The cache folder is
@@ -130,6 +135,48 @@ class Token:
             True
         """
         return (time.time() if now is None else now) + seconds >= self.expires_at
+
+
+#: What :func:`set_token_source` takes: called as ``source(settings, failed, fresh)`` when a
+#: token is needed and neither memory nor the cache file has one. ``failed`` is the token
+#: the API just rejected with 401 (else ``None``); ``fresh(token)`` says whether a token
+#: would be used without refreshing it. Returns a token, or ``None`` to let the provider ask
+#: the token endpoint as usual; raises an :class:`~pystac_axelglobe.errors.AxelGlobeError`
+#: to fail the request.
+TokenSource = Callable[[Settings, str | None, Callable[[Token], bool]], Token | None]
+_SOURCES: dict[tuple[str, str, str], TokenSource] = {}
+
+
+def credential_key(settings: Settings) -> tuple[str, str, str]:
+    """The (token URL, client id, audience) a token belongs to, whatever the secret or cache.
+
+    Example:
+        >>> credential_key(Settings.from_env(client_id="me", token_url="http://127.0.0.1/t",
+        ...                                  audience="a", api_url="http://127.0.0.1/s"))
+        ('http://127.0.0.1/t', 'me', 'a')
+    """
+    return (settings.token_url, settings.client_id or "", settings.audience)
+
+
+def set_token_source(key: tuple[str, str, str], source: TokenSource | None) -> None:
+    """Let ``source`` supply this process's tokens of a credential instead of the endpoint.
+
+    Every provider of the credential ``key`` (see :func:`credential_key`) in this process
+    then calls ``source`` where it would send the client secret to the token endpoint: for
+    the first token, for one about to expire and after a 401. Memory, the cache file, the
+    single flight across threads and processes and the fallback on a still-valid token work
+    as for fetched tokens. ``None`` removes the source.
+
+    Example:
+        >>> key = ("http://127.0.0.1/t", "me", "a")
+        >>> set_token_source(key, lambda settings, failed, fresh: None)
+        >>> set_token_source(key, None)
+    """
+    with _SHARED_LOCK:
+        if source is None:
+            _SOURCES.pop(key, None)
+        else:
+            _SOURCES[key] = source
 
 
 # Every provider alive in this process, so that a forked child can renew their locks.
@@ -419,6 +466,9 @@ class TokenProvider:
             return False
         return now < self._refresh_at(token)
 
+    def _fresh(self, token: Token) -> bool:
+        return self._clock() < self._refresh_at(token)
+
     def _refresh_at(self, token: Token) -> float:
         margin = self._margin
         if margin is None:
@@ -462,9 +512,28 @@ class TokenProvider:
             # Fall back on the newer of the two if fetching fails.
             best = max((t for t in (memory, cached) if t is not None and t.access_token != failed),
                        key=lambda t: t.expires_at, default=memory or cached)
-            return self._fetch_or_fallback(best, failed, now, state=state)
+            if credential_key(self.settings) not in _SOURCES:
+                return self._fetch_or_fallback(best, failed, now, state=state)
         finally:
             lock.release()
+        # A token source may wait for another process (a dask client) that needs this very
+        # lock to renew the token: ask it without the lock, then share what it gave.
+        token = self._fetch_or_fallback(best, failed, now, state=None)
+        self._share(token)
+        return token
+
+    def _share(self, token: Token) -> None:
+        """Put ``token`` in the cache file unless it holds a newer one."""
+        try:
+            with self._file_lock():
+                state = self._cache.read()
+                cached = _token_from_state(state, self._clock())
+                if cached is None or cached.expires_at < token.expires_at:
+                    state.update(access_token=token.access_token, expires_at=token.expires_at,
+                                 issued_at=token.issued_at)
+                    self._save(state)
+        except (OSError, filelock.Timeout) as err:
+            logger.warning("could not share the token in %s: %s", self.cache_path, err)
 
     def _fetch_or_fallback(self, current: Token | None, failed: str | None, now: float,
                            state: dict[str, Any] | None) -> Token:
@@ -482,7 +551,7 @@ class TokenProvider:
         try:
             self._may_fetch(reason, now, log)
             try:
-                token = self._fetch(reason)
+                token = self._fetch(reason, failed)
             except (APIRequestError, AuthenticationError) as err:
                 self._failure = _Failure(now + FAILURE_HOLD, type(err).__name__, str(err),
                                          getattr(err, "status", None))
@@ -503,7 +572,12 @@ class TokenProvider:
             state.update(access_token=token.access_token, expires_at=token.expires_at,
                          issued_at=token.issued_at)
             self._save(state, log)
-        return self._adopt(token)
+        self._adopt(token)
+        if not self._fresh(token):
+            # Already due for refresh when received (a source's clock behind ours, or a
+            # lifetime below the margin): use it, without asking again on every request.
+            self._hold_until = now + _REFRESH_HOLD
+        return token
 
     def _may_fetch(self, reason: str, now: float, log: dict[str, Any] | None) -> None:
         """Raise if no token request may be sent now: restriction, held failure, budget."""
@@ -561,7 +635,19 @@ class TokenProvider:
 
     # -- the token endpoint -------------------------------------------------------------
 
-    def _fetch(self, reason: str) -> Token:
+    def _fetch(self, reason: str, failed: str | None = None) -> Token:
+        source = _SOURCES.get(credential_key(self.settings))
+        if source is not None:
+            received = source(self.settings, failed, self._fresh)
+            if received is not None:
+                if not header_safe(received.access_token):
+                    raise AuthenticationError(
+                        f"the token source of client {self.client_id!r} gave a token that "
+                        "cannot go into a header", client_id=self.client_id)
+                logger.info("received a token for client %r from its token source (%s); "
+                            "valid until %s", self.client_id, reason,
+                            _iso(received.expires_at))
+                return received
         # No local here holds the secret (traceback tools print locals): the request body
         # is built in _credentials() while the request is sent, and is gone afterwards.
         if not self.settings.client_secret:
@@ -722,5 +808,5 @@ default_retry = token_retry
 
 __all__ = ["DEFAULT_DEADLINE", "DEFAULT_REFRESH_MARGIN", "MAX_TOKEN_LIFETIME",
            "MAX_TOKEN_REQUESTS", "MAX_TOKEN_RESPONSE", "RESTRICTION_THRESHOLD",
-           "TOKEN_REQUEST_WINDOW", "Token", "TokenProvider", "default_retry",
-           "parse_retry_after"]
+           "TOKEN_REQUEST_WINDOW", "Token", "TokenProvider", "TokenSource", "credential_key",
+           "default_retry", "parse_retry_after", "set_token_source"]

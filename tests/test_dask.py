@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import time
 
 import numpy as np
 import pystac
@@ -116,3 +117,32 @@ def test_workers_with_gdal_credentials_in_their_environment_send_none_to_storage
         assert seen
         assert not any("authorization" in h or h.get("cookie") for h in seen), seen
         assert emu.counters.storage_requests_with_authorization == 0
+
+
+def test_a_client_created_before_load_renews_the_token_for_workers_without_secret() -> None:
+    # The usual laptop set-up: a LocalCluster first, then ag.load(). The workers share the
+    # caller's token cache folder (one machine) but have no secret; the token expires during
+    # the job, and the caller renews it for them (while they wait, none holds the cache lock
+    # the caller needs).
+    lifetime = 4.0
+    with Emulator(token_lifetime=lifetime, presign_lifetime=3) as emu:
+        auth = ag.AxelGlobeAuth(**emu.settings_kwargs())  # the secret is in this process only
+        items = [pystac.Item.from_dict(d) for d in _archive(emu).items(emu.api_url)
+                 if d["properties"].get("ag:capture_id") == JAPAN_CAPTURE]
+        first = time.time()
+        local = ag.load(items, bands=["red"], auth=auth)
+        with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=2,
+                                      host="127.0.0.1", dashboard_address=DASHBOARD
+                                      ) as cluster, distributed.Client(cluster) as client:
+            secrets = client.run(lambda: __import__("os").environ.get("AXELGLOBE_CLIENT_SECRET"))
+            assert set(secrets.values()) == {None}
+            ds = ag.load(items, bands=["red"], chunks={"x": 128, "y": 128}, auth=auth,
+                         min_validity=1)
+            started = time.time()
+            while time.time() - started < 2 * lifetime:
+                out = client.compute(ds).result()
+                np.testing.assert_array_equal(out.red.values, local.red.values)
+            ended = time.time()
+    # renewed during the job, and at most one token per 0.75 lifetime for the whole cluster
+    # (the provider's refresh margin, see tests/test_cluster.py)
+    assert 2 <= emu.counters.token_requests <= (ended - first) // (0.75 * lifetime) + 1
