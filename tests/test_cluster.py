@@ -189,17 +189,9 @@ def test_workers_without_secret_or_shared_cache_compute_with_the_callers_one_tok
 def test_tokens_expiring_during_a_job_are_renewed_once_for_the_whole_cluster(
         cluster: Cluster, caller: Path) -> None:
     lifetime = 4.0
-    issued: list[float] = []
     # 4 s tokens, and presigned URLs that the workers resolve again (with a token) every
     # couple of seconds, while the cluster computes for three token lifetimes.
     with Emulator(token_lifetime=lifetime, presign_lifetime=3, storage_delay=0.05) as emu:
-        token = emu._token
-
-        def timed(request: Any) -> Any:
-            issued.append(time.time())
-            return token(request)
-
-        emu._token = timed  # type: ignore[method-assign]
         auth = ag.AxelGlobeAuth(**emu.settings_kwargs())
         items = _capture(emu)
         local = ag.load(items, bands=["red"], auth=auth)
@@ -216,6 +208,7 @@ def test_tokens_expiring_during_a_job_are_renewed_once_for_the_whole_cluster(
                 rounds += 1
             ended = time.time()
         redirects = emu.counters.redirects - redirects
+        issued = emu.token_times
     # the workers kept resolving the hrefs (3 s URLs), with tokens, round after round
     assert rounds >= 2 and redirects >= 2 * len(items), (rounds, redirects)
     # While the job ran, tokens were needed all along: beyond the one in hand when it

@@ -305,6 +305,20 @@ class Emulator:
         return result
 
     @property
+    def token_times(self) -> list[float]:
+        """When (epoch seconds) the token endpoint issued each token since the reset.
+
+        Example:
+            >>> with Emulator() as emu:  # doctest: +SKIP
+            ...     emu.token_times
+            []
+        """
+        if self._servers is None:
+            return []
+        result: list[float] = self._call("token_times")
+        return result
+
+    @property
     def storage_headers(self) -> list[dict[str, str]]:
         """The headers (lower-case names) of every storage request since the reset.
 

@@ -63,7 +63,8 @@ class ServerSet:
 
     #: The commands :meth:`call` accepts: what a parent process may ask.
     COMMANDS = frozenset({"set_switch", "token", "revoke_tokens", "rotate_signing_key",
-                          "reset", "api_log", "storage_log", "storage_headers"})
+                          "reset", "api_log", "storage_log", "storage_headers",
+                          "token_times"})
 
     def __init__(self, config: Config, counters: Counters | None = None) -> None:
         self.config = config
@@ -153,6 +154,9 @@ class ServerSet:
 
     def _cmd_storage_headers(self) -> list[dict[str, str]]:
         return self.state.storage_headers()
+
+    def _cmd_token_times(self) -> list[float]:
+        return self.state.token_times()
 
 
 def _unready(environ: Any, start_response: Any) -> list[bytes]:

@@ -266,6 +266,7 @@ class State:
         self._api_log: list[tuple[str, str, str]] = []
         self._storage_log: list[tuple[str, str, str]] = []
         self._storage_headers: list[dict[str, str]] = []
+        self._token_times: list[float] = []
 
     def set_switch(self, name: str, value: Any) -> None:
         """Change one switch for the requests that follow."""
@@ -318,6 +319,16 @@ class State:
         with self._lock:
             return list(self._storage_log)
 
+    def log_token(self) -> None:
+        """Remember when a token was issued (for :attr:`Emulator.token_times`)."""
+        with self._lock:
+            self._token_times.append(time.time())
+
+    def token_times(self) -> list[float]:
+        """The epoch times of the tokens issued since the reset."""
+        with self._lock:
+            return list(self._token_times)
+
     def storage_headers(self) -> list[dict[str, str]]:
         """The headers of every storage request since the reset (lower-case names)."""
         with self._lock:
@@ -330,6 +341,7 @@ class State:
             self._api_log.clear()
             self._storage_log.clear()
             self._storage_headers.clear()
+            self._token_times.clear()
 
 
 @dataclasses.dataclass

@@ -189,6 +189,7 @@ class TokenApp:
             return _oauth_error(401, "access_denied", f"Service not found: {body['audience']}")
         lifetime = int(self.state.switches.token_lifetime)
         token = self.grants.issue(client_id)
+        self.state.log_token()
         return json_response(
             {"access_token": token, "expires_in": lifetime, "token_type": "Bearer"},
             headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
