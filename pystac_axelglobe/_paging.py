@@ -6,14 +6,16 @@ the last page, at a page without new items, at a link already followed, or (an e
 ``max_pages`` pages.
 
 Fetching ahead (``prefetch`` > 1): while the caller reads a page, its ``next`` page is
-already on its way, on a small thread pool. Once two links in a row have been ``?page=N``
-then ``?page=N+1`` on the same URL (page 2 came back with new items and a link to page 3),
-the pages are addressable and the ones after are requested too, up to ``prefetch``
-requests in flight. A page requested ahead is only used when the page before it links to it
-(so a server that breaks the pattern costs the pages in flight, and no more fetching ahead);
-its error is raised when the iteration reaches it. No page is requested ahead beyond
-``max_pages``, nor beyond what ``max_items`` needs at the first page's size; pages past the
-end (AxelGlobe answers them with an empty page) cost at most ``prefetch`` wasted requests.
+already on its way, on a small thread pool. When page N links to ``?page=N+1`` on its own
+URL (the first page is page 1: AxelGlobe's first ``next`` link is ``?page=2``), the pages
+are addressable, and the ones after are requested too, with the same query, up to
+``prefetch`` requests in flight. A page requested ahead is only used when the page before
+it links to it (a server that breaks the pattern costs the pages in flight, and fetching
+ahead stops for that search); its error is raised when the iteration reaches it. No page is
+requested before a ``next`` link says there is more (a one-page result costs one request),
+beyond ``max_pages``, or beyond what ``max_items`` needs at the first page's size; pages
+past the end (AxelGlobe answers them with an empty page; an error would do no harm either)
+cost at most ``prefetch`` - 1 wasted requests.
 
 Example:
     >>> fetch = lambda url, params: {"features": [{"id": "a"}], "links": []}
@@ -195,7 +197,8 @@ def _follow(fetch: Fetch, url: str, base: dict[str, Any], ahead: _Ahead | None,
             max_pages: int, max_items: int | None) -> Iterator[dict[str, Any]]:
     followed: set[_Key] = set()
     seen: set[tuple[Any, ...]] = set()
-    target, params, via = url, base, None  # via: N of the ?page=N link that led here
+    # via: N when this page is ?page=N (the first page is page 1 unless the query says)
+    target, params, via = url, base, page_number({"page": str(base.get("page", 1))})
     last = max_pages  # the last page worth requesting ahead
     for number in itertools.count(1):
         key = _key(target, params)
@@ -243,7 +246,7 @@ def _plan(ahead: _Ahead, number: int, target: str, via: int | None,
         return
     ahead.plan(number + 1, next_target, params)
     n = page_number(own)
-    # Guessing needs proof: this page came from ?page=N and links to ?page=N+1, same URL.
+    # Guessing needs a pattern: this page is ?page=N and links to ?page=N+1 on its URL.
     if not ahead.trusted or via is None or n != via + 1 or next_target != target:
         return
     for step in range(1, ahead.size):

@@ -299,11 +299,13 @@ def self_link(h: Handler, n: int) -> None:
                          [(same_items, 2), (empty_then_more, 2), (self_link, 2)])
 def test_a_page_without_new_items_ends_the_iteration(settings: Any, route: Route,
                                                       requests_made: int) -> None:
-    with Hostile({"search": route}) as server:
-        client = ag.open(**settings(server))
-        ids = [i.id for i in client.search(limit=3).items()]
-        assert len(ids) == len(set(ids)) and len(ids) in (3, 6)
-        assert server.hits["search"] == requests_made
+    for prefetch in (1, DEFAULT_PREFETCH_PAGES):
+        with Hostile({"search": route}) as server:
+            client = ag.open(**settings(server), prefetch_pages=prefetch)
+            ids = [i.id for i in client.search(limit=3).items()]
+            assert len(ids) == len(set(ids)) and len(ids) in (3, 6)
+            # pages requested ahead (the links say ?page=2, 3, ...) are wasted, no more
+            assert requests_made <= server.hits["search"] <= requests_made + prefetch - 1
 
 
 @pytest.mark.parametrize("href", ["file:///etc/passwd", "/etc/passwd", "gopher://x/1"])
