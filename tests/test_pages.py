@@ -329,6 +329,24 @@ def test_an_error_comes_at_its_page_after_the_pages_before(
 
 
 @pytest.mark.timeout(60)
+def test_a_bad_next_link_fails_after_its_pages_items(
+        opened: Callable[..., pystac_client.Client]) -> None:
+    def bad_link_on_2(server: Pages, n: int, h: Any) -> bool:
+        if n == 2:
+            h.json(server.page(2, "file:///etc/passwd"))
+            return True
+        return False
+
+    with Pages(last=8, answer=bad_link_on_2) as server:
+        got: list[str] = []
+        with pytest.raises(APIRequestError, match="not an http"):
+            for item in opened(server).search().items():
+                got.append(item.id)
+        wait_for_no_pool_threads()
+    assert got == ["item-10", "item-11", "item-20", "item-21"]
+
+
+@pytest.mark.timeout(60)
 def test_pages_past_the_end_are_harmless_even_as_errors(
         opened: Callable[..., pystac_client.Client]) -> None:
     def not_found_past_5(server: Pages, n: int, h: Any) -> bool:
