@@ -151,19 +151,21 @@ class _Ahead:
         self._drop()
         return None
 
-    def _drop(self) -> None:
-        for _, future in self._planned.values():
-            future.cancel()
-            self.wasted += 1
+    def _drop(self) -> list[Future[dict[str, Any]]]:
+        """Cancel the planned pages not started; return those started (sent, or done)."""
+        started = [future for _, future in self._planned.values() if not future.cancel()]
+        self.wasted += len(self._planned)
         self._planned.clear()
+        return started
 
     def close(self) -> None:
         """Cancel what has not been sent; wait a little for what has (:data:`SETTLE_SECONDS`)."""
-        running = [future for _, future in self._planned.values()]
-        self._drop()
+        # Only started futures are awaited: one cancelled before it started is never
+        # "done" for concurrent.futures.wait (no worker marks it), which would wait it out.
+        started = self._drop()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
-            concurrent.futures.wait(running, timeout=SETTLE_SECONDS)
+            concurrent.futures.wait(started, timeout=SETTLE_SECONDS)
         if self.wasted:
             logger.debug("%d page(s) requested ahead were not needed", self.wasted)
 

@@ -21,7 +21,7 @@ import pystac_client
 import pytest
 
 import pystac_axelglobe as ag
-from pystac_axelglobe import filters
+from pystac_axelglobe import _paging, filters
 from pystac_axelglobe.client import (
     DEFAULT_PREFETCH_PAGES,
     AxelGlobeStacApiIO,
@@ -393,6 +393,20 @@ def test_no_page_ahead_past_max_pages(opened: Callable[..., pystac_client.Client
             list(opened(server, max_pages=5, prefetch_pages=10).search().items())
         wait_for_no_pool_threads()
     assert sorted(server.asked) == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.timeout(120)
+def test_a_finished_search_does_not_wait_for_pages_never_sent(
+        opened: Callable[..., pystac_client.Client], monkeypatch: pytest.MonkeyPatch) -> None:
+    # A page planned at the last moment may still wait for a pool thread when the search
+    # ends; cancelled, it must not be awaited (concurrent.futures.wait never sees it done).
+    monkeypatch.setattr(_paging, "SETTLE_SECONDS", 30.0)
+    with Pages(last=12) as server:
+        client = opened(server)
+        for _ in range(15):
+            started = time.monotonic()
+            assert len(list(client.search().items())) == 24
+            assert time.monotonic() - started < 20, "waited for a page that was never sent"
 
 
 def test_a_one_page_result_starts_no_thread(opened: Callable[..., pystac_client.Client]) -> None:
