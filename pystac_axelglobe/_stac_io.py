@@ -40,6 +40,7 @@ from urllib3.exceptions import DecodeError, MaxRetryError, ProtocolError, ReadTi
 from urllib3.util.retry import Retry
 
 from ._dialect import is_search, to_axelglobe_params
+from ._paging import _next_link as _next_link  # moved to _paging; still importable from here
 from ._paging import walk
 from ._redact import redact, redact_headers
 from ._retry import restriction_until, search_retry
