@@ -130,7 +130,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--limit", type=int, default=4)
     args = parser.parse_args()
-    print(f"{'network':<22}{'pages':>6}{'sequential s':>14}{'ahead s':>10}"
+    print(f"{'network':<34}{'pages':>6}{'sequential s':>14}{'ahead s':>10}"
           f"{'ratio median':>14}{'range':>16}")
     for latency, searches in ((0.0, 20), (args.latency, 3)):
         server, kwargs = serve(latency)
@@ -144,7 +144,7 @@ def main() -> None:
             server.stdin.close()
             server.wait(timeout=30)
         name = "loopback" if not latency else f"{latency * 1000:g} ms/answer ({how})"
-        print(f"{name:<22}{-(-items // args.limit):>6}{ts:>14.3f}{tc:>10.3f}"
+        print(f"{name:<34}{-(-items // args.limit):>6}{ts:>14.3f}{tc:>10.3f}"
               f"{statistics.median(ratios):>13.2f}x{min(ratios):>8.2f}-{max(ratios):.2f}x")
     print("same item ids in the same order in every search; goals: <= 0.5x at 50 ms, "
           "~1.0x or better on loopback")
