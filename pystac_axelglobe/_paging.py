@@ -13,9 +13,11 @@ are addressable, and the ones after are requested too, with the same query, up t
 it links to it (a server that breaks the pattern costs the pages in flight, and fetching
 ahead stops for that search); its error is raised when the iteration reaches it. No page is
 requested before a ``next`` link says there is more (a one-page result costs one request),
-beyond ``max_pages``, or beyond what ``max_items`` needs at the first page's size; pages
-past the end (AxelGlobe answers them with an empty page; an error would do no harm either)
-cost at most ``prefetch`` - 1 wasted requests.
+beyond ``max_pages``, beyond what ``max_items`` needs at the first page's size, or beyond
+a last page (no ``next`` link) or empty page already answered ahead. Pages past the end
+(AxelGlobe answers them with an empty page; an error would do no harm either) cost at
+most ``prefetch`` - 1 wasted requests; those not yet sent when the search ends are
+cancelled, and a finished search waits briefly for the others (:data:`SETTLE_SECONDS`).
 
 Example:
     >>> fetch = lambda url, params: {"features": [{"id": "a"}], "links": []}
@@ -137,6 +139,25 @@ class _Ahead:
         future = self._pool.submit(self._fetch, target, params)
         self._planned[number] = (_key(target, params), future)
 
+    def known_end(self) -> int | None:
+        """The last page, if a page already answered ahead shows it (no ``next``, or empty).
+
+        Pages of one round trip arrive together: the reader, at the first of them, can
+        see the end in a later one and plan nothing past it.
+        """
+        for number in sorted(self._planned):
+            future = self._planned[number][1]
+            if not future.done() or future.cancelled() or future.exception() is not None:
+                continue
+            page = future.result()
+            if not (page.get("features") or page.get("collections")):
+                return number - 1
+            links = page.get("links")
+            if not (isinstance(links, list) and any(
+                    isinstance(lk, dict) and lk.get("rel") == "next" for lk in links)):
+                return number
+        return None
+
     def take(self, number: int, key: _Key) -> Future[dict[str, Any]] | None:
         """The request for page ``number``, if the one planned is for ``key``."""
         planned = self._planned.pop(number, None)
@@ -244,6 +265,8 @@ def _plan(ahead: _Ahead, number: int, target: str, via: int | None,
     """Request the next page, and the ones after when ``?page=N`` links proved addressable."""
     next_target, own = following
     params = {**base, **own}
+    end = ahead.known_end()
+    last = last if end is None else min(last, end)
     if number + 1 > last or _key(next_target, params) in followed:
         return
     ahead.plan(number + 1, next_target, params)

@@ -308,6 +308,30 @@ def test_at_most_prefetch_pages_requests_at_once(
 
 
 @pytest.mark.timeout(60)
+def test_an_end_already_seen_ahead_stops_the_fetching_ahead(
+        opened: Callable[..., pystac_client.Client]) -> None:
+    answered = {n: threading.Event() for n in range(1, 20)}
+
+    def slow_2(server: Pages, n: int, h: Any) -> bool:
+        if n == 2:
+            time.sleep(0.3)  # pages 3, 4, 5 are in by the time page 2 is
+        h.json(server.page(n))
+        answered[n].set()
+        return True
+
+    with Pages(last=6, answer=slow_2) as server:
+        got: list[str] = []
+        for page in opened(server).search().pages_as_dicts():
+            got += [f["id"] for f in page["features"]]
+            if len(got) == 4:  # page 2 read; page 6 (the last, no next link) was requested
+                assert answered[6].wait(10)
+            time.sleep(0.2)  # a slow reader: whatever is planned now is sent before the end
+        wait_for_no_pool_threads()
+    assert got == [f"item-{n * 10 + i}" for n in range(1, 7) for i in range(2)]
+    assert sorted(server.asked) == [1, 2, 3, 4, 5, 6]  # nothing past the end it had seen
+
+
+@pytest.mark.timeout(60)
 def test_an_error_comes_at_its_page_after_the_pages_before(
         opened: Callable[..., pystac_client.Client]) -> None:
     def fail_on_3(server: Pages, n: int, h: Any) -> bool:
