@@ -11,25 +11,25 @@ What it adds to pystac-client's ``StacApiIO``:
   ``APIError``) naming the URL and status: an error status, no answer, HTML or invalid JSON;
 - paging follows ``next`` links with the original query re-sent, and stops: after
   :data:`DEFAULT_MAX_PAGES` pages (an error), at a page with no new items, or at a ``next``
-  link already followed;
+  link already followed; up to :data:`DEFAULT_PREFETCH_PAGES` pages are requested ahead, at
+  once (:mod:`~pystac_axelglobe._paging`), and still come in the server's order;
 - the bearer token never reaches a log line; a landing page without ``conformsTo`` gets the
   classes AxelGlobe supports.
 
 Example:
-    >>> io = AxelGlobeStacApiIO(timeout=(5, 30), max_pages=100)
-    >>> io.timeout, io.max_pages
-    ((5, 30), 100)
+    >>> io = AxelGlobeStacApiIO(timeout=(5, 30), max_pages=100, prefetch_pages=2)
+    >>> io.timeout, io.max_pages, io.prefetch_pages
+    ((5, 30), 100, 2)
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urljoin, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pystac
 import pystac_client
@@ -40,9 +40,11 @@ from urllib3.exceptions import DecodeError, MaxRetryError, ProtocolError, ReadTi
 from urllib3.util.retry import Retry
 
 from ._dialect import is_search, to_axelglobe_params
+from ._paging import _next_link as _next_link  # moved to _paging; still importable from here
+from ._paging import walk
 from ._redact import redact, redact_headers
 from ._retry import restriction_until, search_retry
-from .errors import APIRequestError, AxelGlobeError, ConfigurationError, InvalidQueryError
+from .errors import APIRequestError, AxelGlobeError, ConfigurationError
 from .extension import ensure_extension_hooks
 
 if TYPE_CHECKING:
@@ -59,6 +61,11 @@ DEFAULT_TIMEOUT: tuple[float, float] = (10.0, 15.0)
 DEFAULT_DEADLINE = 60.0
 #: The most pages one search or listing follows (``ag.open(max_pages=...)`` changes it).
 DEFAULT_MAX_PAGES = 1000
+#: Page requests one search keeps in flight at once (``ag.open(prefetch_pages=...)``); 1
+#: requests each page only when the one before has been read, strictly in sequence.
+DEFAULT_PREFETCH_PAGES = 4
+#: The most ``prefetch_pages`` allowed: the connections requests keeps open per host.
+MAX_PREFETCH_PAGES = 10
 #: The largest response body read, in bytes (a page of 10,000 items is about 60 MB).
 MAX_RESPONSE_BYTES = 256 * 2**20
 _CHUNK = 64 * 1024
@@ -130,6 +137,24 @@ def _check_bound(value: Any, name: str, default: float, *, whole: bool = False) 
     raise ConfigurationError(f"{name} must be {kind}, got {value!r:.80}")
 
 
+def check_prefetch_pages(value: Any) -> int:
+    """Validate ``prefetch_pages=``: a whole number 1..:data:`MAX_PREFETCH_PAGES`.
+
+    Raises:
+        ConfigurationError: anything else (None is the default).
+
+    Example:
+        >>> check_prefetch_pages(None), check_prefetch_pages(1)
+        (4, 1)
+    """
+    pages: int = _check_bound(value, "prefetch_pages", DEFAULT_PREFETCH_PAGES, whole=True)
+    if pages > MAX_PREFETCH_PAGES:
+        raise ConfigurationError(
+            f"prefetch_pages must be at most {MAX_PREFETCH_PAGES} (pages requested at once "
+            f"by one search), got {value!r:.80}; 1 requests one page after another")
+    return pages
+
+
 # --- errors ---------------------------------------------------------------------------------
 
 
@@ -177,61 +202,6 @@ def _not_json(url: str, status: int | None, body: bytes, detail: str) -> APIRequ
         "this; otherwise try again later", status=status, url=url)
 
 
-def _bad_page(url: str, what: str) -> APIRequestError:
-    return APIRequestError(f"{url} answered a page with {what}: not a STAC API page; "
-                           "try again later, or report it to AxelGlobe", url=url)
-
-
-# --- pages ------------------------------------------------------------------------------------
-
-
-def _records(page: dict[str, Any], url: str) -> list[dict[str, Any]]:
-    """The page's features (or collections), checked to be a list of objects."""
-    for name in ("features", "collections"):
-        value = page.get(name)
-        if value is None:
-            continue
-        if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):
-            raise _bad_page(url, f"'{name}' that is not a list of objects")
-        if value:
-            return value
-    return []
-
-
-def _next_link(page: dict[str, Any], url: str) -> tuple[str, dict[str, Any]] | None:
-    """The next page's URL (without query) and its own parameters, or None at the end."""
-    links = page.get("links") or []
-    if not isinstance(links, list):
-        raise _bad_page(url, "'links' that is not a list")
-    link = next((lk for lk in links if isinstance(lk, dict) and lk.get("rel") == "next"), None)
-    if link is None:
-        return None
-    href = link.get("href")
-    if not isinstance(href, str) or not href.strip():
-        raise _bad_page(url, "a next link without href")
-    # Relative links resolve against the page; anything but http(s) (file:, a local path
-    # that pystac would open) is refused.
-    parts = urlsplit(urljoin(url, href.strip()))
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise _bad_page(url, f"a next link to {href!r:.100}, not an http(s) URL")
-    target = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-    own: dict[str, Any] = dict(parse_qsl(parts.query, keep_blank_values=True))
-    body = link.get("body")
-    if isinstance(body, dict):
-        try:
-            own.update(to_axelglobe_params(body) if is_search(target) else body)
-        except InvalidQueryError as err:
-            raise _bad_page(url, f"a next link whose body is not a valid search ({err})") from err
-    return target, own
-
-
-def _record_key(record: dict[str, Any], page: int, index: int) -> tuple[Any, ...]:
-    key = record.get("id")
-    if not isinstance(key, str):
-        return ("#", page, index)  # no id: always new
-    return (record.get("collection"), key)
-
-
 # --- the I/O -----------------------------------------------------------------------------------
 
 
@@ -245,9 +215,14 @@ class AxelGlobeStacApiIO(StacApiIO):
         timeout: seconds, or ``(connect, read)``; default :data:`DEFAULT_TIMEOUT`. Never None.
         deadline: seconds a whole response body may take; default :data:`DEFAULT_DEADLINE`.
         max_pages: the most pages one search follows; default :data:`DEFAULT_MAX_PAGES`.
+        prefetch_pages: page requests one search keeps in flight, ahead of the reader;
+            default :data:`DEFAULT_PREFETCH_PAGES`; 1 fetches strictly one page after
+            another. With more, ``request_modifier`` and the auth are also called from the
+            pool's threads.
 
     Raises:
-        ConfigurationError: a timeout, deadline or max_pages that is not a positive number.
+        ConfigurationError: a timeout, deadline, max_pages or prefetch_pages that is not a
+            positive number (prefetch_pages: at most :data:`MAX_PREFETCH_PAGES`).
 
     Example:
         >>> io = AxelGlobeStacApiIO()
@@ -265,8 +240,10 @@ class AxelGlobeStacApiIO(StacApiIO):
         timeout: Timeout | None = None,
         deadline: float | None = None,
         max_pages: int | None = None,
+        prefetch_pages: int | None = None,
     ) -> None:
         self.retry = retry if retry is not None else search_retry()
+        self.prefetch_pages: int = check_prefetch_pages(prefetch_pages)
         self.deadline: float = _check_bound(deadline, "deadline", DEFAULT_DEADLINE)
         self.max_pages: int = _check_bound(max_pages, "max_pages", DEFAULT_MAX_PAGES,
                                            whole=True)
@@ -454,7 +431,9 @@ class AxelGlobeStacApiIO(StacApiIO):
         url: str,
         method: str | None = None,
         parameters: dict[str, Any] | None = None,
-    ) -> Iterator[dict[str, Any]]:
+        *,
+        max_items: int | None = None,
+    ) -> Generator[dict[str, Any], None, None]:
         """Pages of a search or ``/features`` listing; ``next`` links keep the query.
 
         AxelGlobe's ``next`` links may carry only ``?page=N``. The original parameters are
@@ -462,37 +441,26 @@ class AxelGlobeStacApiIO(StacApiIO):
         The iteration ends at a page without new items or at a link already followed, and
         fails after :attr:`max_pages` pages.
 
+        Up to :attr:`prefetch_pages` pages are requested at once, ahead of the reader, on
+        a thread pool (:mod:`~pystac_axelglobe._paging`); the pages still come in the
+        server's order, and an error when the iteration reaches its page.
+
+        Args:
+            url: the first page (a search or a listing).
+            method: ignored: pages are always sent as GET.
+            parameters: the query, re-sent with every page.
+            max_items: how many items the caller will read at most (pystac-client's
+                ``max_items``): no page beyond them is requested ahead.
+
         Raises:
             APIRequestError: more than :attr:`max_pages` pages, or a page that is not one.
         """
         base = to_axelglobe_params(parameters) if is_search(url) else dict(parameters or {})
-        followed: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
-        seen: set[tuple[Any, ...]] = set()
-        target, params = url, base
-        for number in itertools.count(1):
-            key = (target, tuple(sorted((k, str(v)) for k, v in params.items())))
-            if key in followed:  # a server that links a page to itself would loop forever
-                logger.warning("stopping: next link repeats an earlier page (%s)", target)
-                return
-            if number > self.max_pages:
-                raise APIRequestError(
-                    f"stopped after {self.max_pages:,} pages of {url}: its next links did not "
-                    "end. Narrow the search (bbox, datetime, filter), cap it with max_items=, "
-                    "or allow more pages with ag.open(max_pages=...)", url=target)
-            followed.add(key)
-            page = self.read_json(target, method="GET", parameters=params)
-            records = _records(page, target)
-            keys = {_record_key(record, number, i) for i, record in enumerate(records)}
-            if not keys - seen:  # empty, or only items already returned
-                if keys:
-                    logger.warning("stopping: page %d of %s repeats earlier items", number, url)
-                return
-            seen |= keys
-            yield page
-            following = _next_link(page, target)
-            if following is None:
-                return
-            target, params = following[0], {**base, **following[1]}
+        yield from walk(self._page, url, base, max_pages=self.max_pages,
+                        prefetch=self.prefetch_pages, max_items=max_items)
+
+    def _page(self, url: str, parameters: dict[str, Any]) -> dict[str, Any]:
+        return self.read_json(url, method="GET", parameters=parameters)
 
     def stac_object_from_dict(
         self,
@@ -520,9 +488,12 @@ __all__ = [
     "AXELGLOBE_CONFORMS_TO",
     "DEFAULT_DEADLINE",
     "DEFAULT_MAX_PAGES",
+    "DEFAULT_PREFETCH_PAGES",
     "DEFAULT_TIMEOUT",
+    "MAX_PREFETCH_PAGES",
     "MAX_RESPONSE_BYTES",
     "AxelGlobeStacApiIO",
+    "check_prefetch_pages",
     "check_timeout",
     "complete_conformance",
 ]

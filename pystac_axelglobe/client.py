@@ -10,7 +10,8 @@ anything is sent); what changes is the I/O underneath,
   ``S_INTERSECTS(geometry, <WKT>)`` ANDed with the filter (:mod:`._dialect`);
 - ``next`` links that carry only ``?page=N`` are followed with the original parameters
   re-sent (the link's own parameters win); paging stops after ``max_pages`` pages (an
-  error) or at a page with no new items;
+  error) or at a page with no new items; up to ``prefetch_pages`` pages (4) are requested
+  at once, ahead of the reader, never beyond ``max_items``, and come in the server's order;
 - every request has a connect and read timeout, and each response body a deadline; 429,
   5xx and dropped connections are retried with backoff honouring ``Retry-After``;
 - a failed request is an :class:`~pystac_axelglobe.errors.APIRequestError`, which is also
@@ -30,12 +31,15 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pystac_client
 import requests
+from pystac_client._utils import call_modifier
+from pystac_client.item_search import ItemSearch
 from pystac_client.stac_api_io import Timeout
 from urllib3.util.retry import Retry
 
@@ -52,6 +56,7 @@ from ._stac_io import (
     AXELGLOBE_CONFORMS_TO,
     DEFAULT_DEADLINE,
     DEFAULT_MAX_PAGES,
+    DEFAULT_PREFETCH_PAGES,
     DEFAULT_TIMEOUT,
     AxelGlobeStacApiIO,
     complete_conformance,
@@ -136,7 +141,44 @@ class AxelGlobeClient(pystac_client.Client):
             import shapely.geometry
 
             kwargs["intersects"] = shapely.geometry.mapping(to_shapely(raw["intersects"]))
-        return super().search(method="GET", **kwargs)
+        search = super().search(method="GET", **kwargs)
+        if type(search) is ItemSearch:
+            search.__class__ = AxelGlobeItemSearch  # as it is, plus max_items for the I/O
+        return search
+
+
+class AxelGlobeItemSearch(ItemSearch):
+    """pystac-client's ``ItemSearch``, telling the I/O how many items will be read.
+
+    With ``max_items``, :class:`AxelGlobeStacApiIO` then requests no page ahead that those
+    items do not need.
+    """
+
+    def pages_as_dicts(self) -> Iterator[dict[str, Any]]:
+        """As ``ItemSearch.pages_as_dicts`` (pystac-client 0.9), passing ``max_items`` down.
+
+        Example:
+            >>> next(client.search(max_items=3).pages_as_dicts())  # doctest: +SKIP
+        """
+        io = self._stac_io
+        if not isinstance(io, AxelGlobeStacApiIO):
+            yield from super().pages_as_dicts()
+            return
+        read = 0
+        pages = io.get_pages(self.url, self.method, self.get_parameters(),
+                             max_items=self._max_items)
+        with contextlib.closing(pages):  # stopping here stops the pages requested ahead
+            for page in pages:
+                call_modifier(self.modifier, page)
+                features = page.get("features", [])
+                if not features:
+                    return
+                read += len(features)
+                if self._max_items and read > self._max_items:
+                    page["features"] = features[: len(features) - (read - self._max_items)]
+                yield page
+                if self._max_items and read >= self._max_items:
+                    return
 
 
 # --- open() ------------------------------------------------------------------------------
@@ -164,6 +206,7 @@ def open(  # noqa: A001 - the public name, like pystac_client.Client.open
     timeout: Timeout | None = None,
     deadline: float | None = None,
     max_pages: int | None = None,
+    prefetch_pages: int | None = None,
     **client_kwargs: Any,
 ) -> pystac_client.Client:
     """Open the AxelGlobe STAC API as a ``pystac_client.Client``.
@@ -185,13 +228,16 @@ def open(  # noqa: A001 - the public name, like pystac_client.Client.open
             :data:`DEFAULT_DEADLINE` (60).
         max_pages: the most pages a search follows before failing; default
             :data:`DEFAULT_MAX_PAGES` (1000).
+        prefetch_pages: page requests a search keeps in flight at once, ahead of the
+            reader (at most 10); default :data:`DEFAULT_PREFETCH_PAGES` (4). 1 fetches one
+            page after another, each only when the one before has been read.
         **client_kwargs: passed to ``pystac_client.Client.open`` (``headers``,
             ``parameters``, ``request_modifier``; a ``modifier`` runs after
             :func:`~pystac_axelglobe.extension.normalize_item`).
 
     Raises:
         ConfigurationError: missing credentials, a bad URL (named variables), or a bad
-            timeout, deadline or max_pages; before any request.
+            timeout, deadline, max_pages or prefetch_pages; before any request.
         AuthenticationError, RestrictedError: from the token endpoint.
         APIRequestError: the API did not answer in time, or not with a STAC landing page.
 
@@ -203,7 +249,7 @@ def open(  # noqa: A001 - the public name, like pystac_client.Client.open
     ensure_extension_hooks()
     # Checked first: a bad value costs no token request.
     stac_io = AxelGlobeStacApiIO(retry=retry, timeout=timeout, deadline=deadline,
-                                 max_pages=max_pages)
+                                 max_pages=max_pages, prefetch_pages=prefetch_pages)
     if "stac_io" in client_kwargs:
         raise ConfigurationError(
             "open() builds its own StacApiIO; pass headers=/timeout=/retry= instead of "
@@ -239,8 +285,10 @@ __all__ = [
     "AXELGLOBE_CONFORMS_TO",
     "DEFAULT_DEADLINE",
     "DEFAULT_MAX_PAGES",
+    "DEFAULT_PREFETCH_PAGES",
     "DEFAULT_TIMEOUT",
     "AxelGlobeClient",
+    "AxelGlobeItemSearch",
     "AxelGlobeRetry",
     "AxelGlobeStacApiIO",
     "check_bbox",
