@@ -321,6 +321,8 @@ class _Recorded:
         """The hrefs of the items whose footprint meets ``geobox`` (odc-stac reads no other)."""
         from odc.geo.geom import Geometry
 
+        if not self.hrefs:
+            return {}
         try:
             extent = geobox.geographic_extent
         except Exception:  # an odd grid: keep every href rather than fail the load
@@ -459,6 +461,9 @@ class AxelGlobeDriver(RioDriver):
 
     def new_load(self, geobox: GeoBox, *, chunks: dict[str, int] | None = None) -> Any:
         """The state of one load: the hrefs just parsed that it may read, by asset key."""
+        # odc-stac parses a load's items, then calls this: what was recorded since the last
+        # call is this load's (two loads built at once on one driver would mix theirs: at
+        # worst a few hrefs resolved ahead for nothing, or not ahead).
         recorded, self._recorded = self._recorded or _Recorded(), None
         return _SigningLoad(geobox, chunks, recorded.within(geobox))
 
