@@ -264,7 +264,7 @@ def bench_search(emu: Emulator, rounds: int, cache_dir: str) -> None:
     total = len(emu.items())
     limit = math.ceil(total / PAGES)
     assert math.ceil(total / limit) == PAGES, (total, limit)
-    kwargs = {**emu.settings_kwargs(), "cache_dir": cache_dir}
+    kwargs: dict[str, Any] = {**emu.settings_kwargs(), "cache_dir": cache_dir}
     default = ag.open(**kwargs)
     auth = auth_for(emu)
 
