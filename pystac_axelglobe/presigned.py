@@ -592,8 +592,7 @@ class _Prefetcher:
         self._busy = 0
 
     def submit(self, hrefs: Iterable[str], auth: AxelGlobeAuth, min_validity: float) -> int:
-        limit = PREFETCH_CONCURRENCY
-        if limit <= 0:
+        if PREFETCH_CONCURRENCY <= 0:
             return 0
         queued = 0
         with self._lock:
@@ -606,11 +605,21 @@ class _Prefetcher:
                 self._pending.add(key)
                 self._queue.append((key, href, auth, min_validity))
                 queued += 1
-            # a thread per queued href, up to the limit (idle threads take from the queue)
-            while self._threads < limit and self._threads - self._busy < len(self._queue):
-                self._threads += 1
-                threading.Thread(target=self._work, name="ag-prefetch", daemon=True).start()
+            grow = self._reserve_thread()
+        if grow:
+            self._start_thread()
         return queued
+
+    def _reserve_thread(self) -> bool:
+        """Whether to start one more thread: hrefs wait, none idle, below the limit (locked)."""
+        if (self._threads < PREFETCH_CONCURRENCY
+                and self._threads - self._busy < len(self._queue)):
+            self._threads += 1
+            return True
+        return False
+
+    def _start_thread(self) -> None:
+        threading.Thread(target=self._work, name="ag-prefetch", daemon=True).start()
 
     def _work(self) -> None:
         while True:
@@ -620,6 +629,11 @@ class _Prefetcher:
                     return
                 key, href, auth, min_validity = self._queue.popleft()
                 self._busy += 1
+                grow = self._reserve_thread()
+            if grow:
+                # The pool grows from its own threads, one by one: the reader that submitted
+                # the hrefs started one thread, not sixteen, before asking for its own URL.
+                self._start_thread()
             try:
                 resolve(href, auth=auth, min_validity=min_validity)
             except Exception as err:  # the read that needs it resolves again and reports
