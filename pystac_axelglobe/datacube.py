@@ -537,9 +537,8 @@ class AxelGlobeDriver(RioDriver):
         empty = dst[0:0, 0:0] if dst is not None else np.ndarray((0, 0), dtype=cfg.dtype)
         return np.s_[0:0, 0:0], empty
 
-
     def _prefetch(self, href: str) -> None:
-        """If ``href`` is not signed yet here, sign the load's others of its asset meanwhile.
+        """If ``href`` has no URL here yet, resolve the same asset of the other tiles meanwhile.
 
         The first read of an asset in a process (and the first after its URLs expired)
         starts a background :func:`~pystac_axelglobe.presigned.prefetch` of the hrefs of the
