@@ -65,7 +65,7 @@ import rasterio
 import rasterio.errors
 import xarray as xr
 from odc.loader import RioDriver, RioReader
-from odc.loader._rio import rio_read
+from odc.loader._rio import GlobalContext, rio_read
 from odc.stac._mdtools import StacAuxReader, StacMDParser
 
 from . import _gdal
@@ -298,6 +298,98 @@ def _open_once(url: str) -> None:
             flight.done.set()
 
 
+class _Recorded:
+    """The raster asset hrefs odc-stac parsed for one load, by asset key, and the footprints.
+
+    What one process saw while building a graph: it does not travel with the driver (a
+    pickled one is empty); :meth:`AxelGlobeDriver.new_load` hands it to the load's state.
+    """
+
+    def __init__(self) -> None:
+        self.hrefs: dict[str, dict[str, int]] = {}  # asset key -> {href: footprint index}
+        self.footprints: list[Any] = []  # the items' geometries (GeoJSON), or None
+        self._index: dict[int, int] = {}  # id(item) -> footprint index (items live on)
+
+    def __reduce__(self) -> tuple[type[_Recorded], tuple[()]]:
+        return (_Recorded, ())
+
+    def add(self, item: Any, asset_key: str, href: str) -> None:
+        index = self._index.get(id(item))
+        if index is None:
+            index = self._index[id(item)] = len(self.footprints)
+            self.footprints.append(getattr(item, "geometry", None))
+        self.hrefs.setdefault(asset_key, {}).setdefault(href, index)
+
+    def within(self, geobox: GeoBox) -> dict[str, tuple[str, ...]]:
+        """The hrefs of the items whose footprint meets ``geobox`` (odc-stac reads no other)."""
+        from odc.geo.geom import Geometry
+
+        if not self.hrefs:
+            return {}
+        try:
+            extent = geobox.geographic_extent
+        except Exception:  # an odd grid: keep every href rather than fail the load
+            extent = None
+
+        def meets(footprint: Any) -> bool:
+            if extent is None or not footprint:
+                return True
+            try:
+                return bool(Geometry(footprint, "EPSG:4326").intersects(extent))
+            except Exception:  # an odd geometry: keep its hrefs
+                return True
+
+        keep = [meets(f) for f in self.footprints]
+        return {key: tuple(h for h, i in hrefs.items() if keep[i])
+                for key, hrefs in self.hrefs.items()}
+
+
+class _HrefRecorder:
+    """The driver's metadata parser, noting the href of each raster asset odc-stac parses."""
+
+    def __init__(self, parser: Any, recorded: _Recorded) -> None:
+        self._parser, self._recorded = parser, recorded
+
+    def extract(self, md: Any) -> Any:  # noqa: D102 - the MDParser protocol's methods
+        return self._parser.extract(md)
+
+    def driver_data(self, md: Any, band_key: tuple[str, int]) -> Any:  # noqa: D102
+        # odc-stac asks this for every raster band of every item, with the item at hand
+        asset = getattr(md, "assets", {}).get(band_key[0])
+        if isinstance(asset, pystac.Asset):
+            self._recorded.add(md, band_key[0], asset.get_absolute_href() or asset.href)
+        return self._parser.driver_data(md, band_key)
+
+
+class _SigningLoad(GlobalContext):
+    """odc-loader's state of one load, plus the API hrefs it reads, by asset key.
+
+    Every task of the graph refers to this one object: it pickles once per graph, with
+    hrefs only (never a presigned URL or a token).
+    """
+
+    def __init__(self, geobox: GeoBox, chunks: dict[str, int] | None,
+                 hrefs: dict[str, tuple[str, ...]]) -> None:
+        super().__init__(geobox, chunks)
+        self.hrefs = hrefs
+        self._asset_of: dict[str, str] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**super().__getstate__(), "hrefs": self.hrefs}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.hrefs = state.get("hrefs", {})
+        self._asset_of = None
+
+    def siblings(self, href: str) -> list[str]:
+        """The other hrefs of the asset ``href`` is one of (e.g. every tile's ``band3``)."""
+        if self._asset_of is None:  # two threads may build it at once: the same dict
+            self._asset_of = {h: key for key, hrefs in self.hrefs.items() for h in hrefs}
+        key = self._asset_of.get(href)
+        return [h for h in self.hrefs.get(key, ()) if h != href] if key is not None else []
+
+
 class AxelGlobeDriver(RioDriver):
     """odc-loader reader driver that signs asset hrefs when a chunk is read.
 
@@ -319,6 +411,8 @@ class AxelGlobeDriver(RioDriver):
         ...                    stac_cfg=GRUS1_STAC_CFG, crs="EPSG:32653",
         ...                    resolution=5)  # doctest: +SKIP
     """
+
+    _recorded: _Recorded | None = None  # hrefs the parser saw since the last new_load()
 
     def __init__(self, auth: AxelGlobeAuth, *, md_parser: Any = None,
                  min_validity: float = DEFAULT_MIN_VALIDITY) -> None:
@@ -359,6 +453,23 @@ class AxelGlobeDriver(RioDriver):
         """
         return _gdal.reading_env(super().capture_env())
 
+    @property
+    def md_parser(self) -> Any:
+        """The metadata parser, noting each raster asset href it parses (for prefetching)."""
+        if self._md_parser is None:
+            return None
+        if self._recorded is None:
+            self._recorded = _Recorded()
+        return _HrefRecorder(self._md_parser, self._recorded)
+
+    def new_load(self, geobox: GeoBox, *, chunks: dict[str, int] | None = None) -> Any:
+        """The state of one load: the hrefs just parsed that it may read, by asset key."""
+        # odc-stac parses a load's items, then calls this: what was recorded since the last
+        # call is this load's (two loads built at once on one driver would mix theirs: at
+        # worst a few hrefs resolved ahead for nothing, or not ahead).
+        recorded, self._recorded = self._recorded or _Recorded(), None
+        return _SigningLoad(geobox, chunks, recorded.within(geobox))
+
     @contextmanager
     def restore_env(self, env: dict[str, Any], load_state: Any) -> Iterator[Any]:
         """Enter ``env`` for one read, with every credential option in force here cancelled.
@@ -367,8 +478,13 @@ class AxelGlobeDriver(RioDriver):
         up ``GDAL_HTTP_HEADERS`` and the like from the process environment or from a
         ``rasterio.Env`` entered in the main thread.
         """
-        with super().restore_env({**env, **_gdal.credential_overrides()}, load_state) as ctx:
-            yield ctx
+        previous, _state.load = getattr(_state, "load", None), load_state  # for read()
+        try:
+            with super().restore_env({**env, **_gdal.credential_overrides()},
+                                     load_state) as ctx:
+                yield ctx
+        finally:
+            _state.load = previous
 
     def open(self, src: RasterSource, ctx: Any) -> SigningReader:
         """A reader for one asset band; nothing is resolved or read until ``read``."""
@@ -380,6 +496,7 @@ class AxelGlobeDriver(RioDriver):
         """Resolve ``src.uri`` to a presigned URL and read the part of ``dst_geobox`` it covers."""
         _install_log_filter()
         href = src.uri
+        self._prefetch(href)
         strict = dataclasses.replace(cfg, fail_on_error=True)
         problem = ""
         for attempt in (1, 2):
@@ -422,6 +539,21 @@ class AxelGlobeDriver(RioDriver):
         log.warning("skipping unreadable asset %s: %s", href, problem)
         empty = dst[0:0, 0:0] if dst is not None else np.ndarray((0, 0), dtype=cfg.dtype)
         return np.s_[0:0, 0:0], empty
+
+    def _prefetch(self, href: str) -> None:
+        """If ``href`` has no URL here yet, resolve the same asset of the other tiles meanwhile.
+
+        The first read of an asset in a process (and the first after its URLs expired)
+        starts a background :func:`~pystac_axelglobe.presigned.prefetch` of the hrefs of the
+        same asset in the load (``band3`` of every tile): their redirects overlap instead of
+        each waiting in front of its own read, and the reads find them cached.
+        """
+        load = getattr(_state, "load", None)
+        if not isinstance(load, _SigningLoad) or not self.auth.is_api_url(href):
+            return
+        if _assets._cached_url(href, self.auth, self.min_validity) is None:
+            _assets.prefetch(load.siblings(href), auth=self.auth,
+                             min_validity=self.min_validity)
 
 
 class SigningReader(RioReader):

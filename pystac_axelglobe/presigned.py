@@ -3,8 +3,11 @@
 Every AxelGlobe asset href lives on the API origin and answers, with the bearer token, a
 redirect (302/307) to an expiring S3-style presigned URL on a storage host. :func:`resolve`
 turns an href into a :class:`PresignedURL` with one authorised request (cached per process,
-single-flight per href, bounded by :data:`RESOLVE_TIMEOUT`); :func:`invalidate` forgets one
-after storage answered 403. Downloading is :mod:`pystac_axelglobe.downloads`.
+single-flight per href, bounded by :data:`RESOLVE_TIMEOUT`); :func:`resolve_many` resolves
+many at once (at most :data:`PREFETCH_CONCURRENCY` requests in flight); :func:`prefetch` does
+the same in the background, for readers that will ask :func:`resolve` for them shortly;
+:func:`invalidate` forgets one after storage answered 403. Downloading is
+:mod:`pystac_axelglobe.downloads`.
 
 (The module is not called ``resolve.py``: a submodule named like the function would replace
 ``pystac_axelglobe.resolve`` once imported.)
@@ -19,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import calendar
+import collections
 import dataclasses
 import json
 import logging
@@ -27,6 +31,8 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
@@ -43,10 +49,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_EXPIRY",
+    "PREFETCH_CONCURRENCY",
     "RESOLVE_TIMEOUT",
     "PresignedURL",
     "invalidate",
+    "prefetch",
     "resolve",
+    "resolve_many",
 ]
 
 log = logging.getLogger(__name__)
@@ -61,6 +70,10 @@ RESOLVE_TIMEOUT = 60.0
 TIMEOUT = (10.0, 30.0)
 #: Retry policy of the redirect request (a restriction is not slept through).
 RESOLVE_RETRY = resolve_retry()
+#: Redirect requests :func:`resolve_many` and :func:`prefetch` keep in flight at most. Over a
+#: wide-area link each one is a round trip of waiting: side by side they cost about one.
+#: 0 turns :func:`prefetch` off (reads then resolve their own hrefs, one after another).
+PREFETCH_CONCURRENCY = 16
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
@@ -142,10 +155,11 @@ _sessions: weakref.WeakKeyDictionary[Any, Session] = weakref.WeakKeyDictionary()
 def _reset_after_fork() -> None:
     # A forked child (e.g. a dask process worker) must not inherit held locks or the parent's
     # pooled sockets; the cached URLs stay valid and are kept.
-    global _state_lock, _sessions
+    global _state_lock, _sessions, _prefetcher
     _state_lock = threading.Lock()
     _flight_locks.clear()
     _sessions = weakref.WeakKeyDictionary()
+    _prefetcher = _Prefetcher()  # its threads stayed in the parent
 
 
 if hasattr(os, "register_at_fork"):
@@ -223,15 +237,8 @@ def resolve(
         >>> url = resolve(item.assets["band3"].href)  # doctest: +SKIP
         >>> requests.get(url.url)  # no Authorization header: storage refuses it  # doctest: +SKIP
     """
-    seconds = RESOLVE_TIMEOUT if timeout is None else timeout
-    if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
-        raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    scheme = urlsplit(href).scheme.lower()
-    if scheme not in ("http", "https"):
-        raise AssetError(
-            f"cannot resolve {redact(href)!r}: only http(s) asset hrefs can be resolved "
-            "(a local path is already downloaded; open it directly)"
-        )
+    seconds = _check_timeout(timeout)
+    _check_href(href)
     if auth is None:
         auth = default_auth()
     if not auth.is_api_url(href):
@@ -265,6 +272,29 @@ def resolve(
     finally:
         flight.release()
     return entry.url
+
+
+def _check_timeout(timeout: float | None) -> float:
+    seconds = RESOLVE_TIMEOUT if timeout is None else timeout
+    if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
+        raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    return float(seconds)
+
+
+def _check_href(href: str) -> None:
+    scheme = urlsplit(href).scheme.lower() if isinstance(href, str) else ""
+    if scheme not in ("http", "https"):
+        raise AssetError(
+            f"cannot resolve {redact(str(href))!r}: only http(s) asset hrefs can be resolved "
+            "(a local path is already downloaded; open it directly)"
+        )
+
+
+def _cached_url(href: str, auth: AxelGlobeAuth, min_validity: float) -> PresignedURL | None:
+    """The cached URL of an API href if it is still valid for ``min_validity`` s (no request)."""
+    with _state_lock:
+        entry = _cache.get(_cache_key(href, auth))
+    return entry.url if entry is not None and _fresh(entry, min_validity) else None
 
 
 #: Past this many cached URLs, a new one sweeps out the expired (long-running workers
@@ -450,3 +480,168 @@ def invalidate(href: str) -> None:
     with _state_lock:
         for key in [k for k in _cache if k[1] == href]:
             del _cache[key]
+
+
+# --- many hrefs at once ---------------------------------------------------------------------
+
+
+def resolve_many(
+    hrefs: Iterable[str],
+    *,
+    auth: AxelGlobeAuth | None = None,
+    max_workers: int = PREFETCH_CONCURRENCY,
+    min_validity: float = 30.0,
+    timeout: float | None = None,
+) -> dict[str, PresignedURL]:
+    """The presigned URLs of many hrefs, resolved side by side (at most ``max_workers`` at once).
+
+    Each href goes through :func:`resolve`: cached ones cost nothing, one being resolved by
+    another thread is waited for, not asked twice. Over a wide-area link the requests overlap,
+    so 100 hrefs cost about ``100 / max_workers`` round trips instead of 100.
+
+    Args:
+        hrefs: Asset hrefs (duplicates are resolved once).
+        auth: The authorisation; default as in :func:`resolve`.
+        max_workers: Redirect requests in flight at most; default :data:`PREFETCH_CONCURRENCY`.
+        min_validity: As in :func:`resolve`.
+        timeout: Seconds each :func:`resolve` may take at most; default
+            :data:`RESOLVE_TIMEOUT`.
+
+    Returns:
+        ``{href: PresignedURL}`` in the order of ``hrefs``.
+
+    Raises:
+        AssetError: The first href, in the order given, that could not be resolved (the
+            others still in flight are finished, those not started are not sent); an href
+            that is not http(s), before anything is sent.
+        ConfigurationError: ``max_workers`` or ``timeout`` is not a positive number, before
+            anything is sent.
+        RestrictedError: AxelGlobe restricts this client for now.
+
+    Example:
+        >>> urls = resolve_many(item.assets[k].href for k in ("band3", "band5"))  # doctest: +SKIP
+        >>> list(urls.values())  # doctest: +SKIP
+        [PresignedURL(https://storage.example/…_band3.tif, expires in 899 s), ...]
+    """
+    if isinstance(hrefs, str):
+        raise ConfigurationError("hrefs must be a list of hrefs, not one string: "
+                                 "resolve_many([href]) or resolve(href)")
+    unique = list(dict.fromkeys(hrefs))
+    if not (isinstance(max_workers, int) and not isinstance(max_workers, bool)
+            and max_workers > 0):
+        raise ConfigurationError(f"max_workers must be a positive whole number, got "
+                                 f"{max_workers!r}")
+    _check_timeout(timeout)
+    for href in unique:
+        _check_href(href)
+    if auth is None:
+        auth = default_auth()
+    found: dict[str, PresignedURL] = {}
+    todo = []
+    for href in unique:
+        if not auth.is_api_url(href):
+            found[href] = resolve(href, auth=auth)  # no request: used as it is
+        elif (url := _cached_url(href, auth, min_validity)) is not None:
+            found[href] = url
+        else:
+            todo.append(href)
+    if todo:
+        with ThreadPoolExecutor(min(max_workers, len(todo)),
+                                thread_name_prefix="ag-resolve") as pool:
+            futures = {href: pool.submit(resolve, href, auth=auth, min_validity=min_validity,
+                                         timeout=timeout) for href in todo}
+            try:
+                for href, future in futures.items():
+                    found[href] = future.result()
+            except BaseException:
+                for future in futures.values():
+                    future.cancel()
+                raise
+    return {href: found[href] for href in unique}
+
+
+def prefetch(hrefs: Iterable[str], *, auth: AxelGlobeAuth, min_validity: float = 30.0) -> int:
+    """Start resolving API hrefs in the background, :data:`PREFETCH_CONCURRENCY` at once.
+
+    For a reader that will need these URLs shortly: its :func:`resolve` then finds them
+    cached, or waits for the request already in flight (single flight), instead of sending
+    its own. Hrefs already cached (valid for ``min_validity`` s), already queued or not on
+    the API origin are skipped. Returns at once; errors are not raised (nor cached): the
+    :func:`resolve` that needs the href asks again and reports them. The threads are daemons
+    and end when the queue is empty.
+
+    Returns:
+        How many hrefs were queued.
+
+    Example:
+        >>> prefetch([i.assets["band3"].href for i in items], auth=auth)  # doctest: +SKIP
+        9
+    """
+    return _prefetcher.submit(hrefs, auth, min_validity)
+
+
+class _Prefetcher:
+    """A queue of hrefs and up to :data:`PREFETCH_CONCURRENCY` daemon threads resolving them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: collections.deque[tuple[tuple[str, str], str, AxelGlobeAuth, float]] = (
+            collections.deque())
+        self._pending: set[tuple[str, str]] = set()  # queued or being resolved
+        self._threads = 0
+        self._busy = 0
+
+    def submit(self, hrefs: Iterable[str], auth: AxelGlobeAuth, min_validity: float) -> int:
+        if PREFETCH_CONCURRENCY <= 0:
+            return 0
+        queued = 0
+        with self._lock:
+            for href in hrefs:
+                if not auth.is_api_url(href):
+                    continue
+                key = _cache_key(href, auth)
+                if key in self._pending or _cached_url(href, auth, min_validity) is not None:
+                    continue
+                self._pending.add(key)
+                self._queue.append((key, href, auth, min_validity))
+                queued += 1
+            grow = self._reserve_thread()
+        if grow:
+            self._start_thread()
+        return queued
+
+    def _reserve_thread(self) -> bool:
+        """Whether to start one more thread: hrefs wait, none idle, below the limit (locked)."""
+        if (self._threads < PREFETCH_CONCURRENCY
+                and self._threads - self._busy < len(self._queue)):
+            self._threads += 1
+            return True
+        return False
+
+    def _start_thread(self) -> None:
+        threading.Thread(target=self._work, name="ag-prefetch", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._threads -= 1
+                    return
+                key, href, auth, min_validity = self._queue.popleft()
+                self._busy += 1
+                grow = self._reserve_thread()
+            if grow:
+                # The pool grows from its own threads, one by one: the reader that submitted
+                # the hrefs started one thread, not sixteen, before asking for its own URL.
+                self._start_thread()
+            try:
+                resolve(href, auth=auth, min_validity=min_validity)
+            except Exception as err:  # the read that needs it resolves again and reports
+                log.debug("prefetch of %s failed: %s", redact(href), redact(str(err)))
+            finally:
+                with self._lock:
+                    self._busy -= 1
+                    self._pending.discard(key)
+
+
+_prefetcher = _Prefetcher()
