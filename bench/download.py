@@ -55,8 +55,12 @@ from pystac_axelglobe.downloads import download
 from pystac_axelglobe.emulator import Emulator
 
 BANDS = ("band0", "band1", "band2", "band3", "band4", "band5")
-CURL = ("curl", "--silent", "--show-error", "--fail", "--parallel", "--parallel-max", "8",
+# --no-progress-meter, not --silent: curl 7.88 draws its --parallel meter despite --silent.
+CURL = ("curl", "--no-progress-meter", "--fail", "--parallel", "--parallel-max", "8",
         "--location", "--create-dirs")
+#: Opens its 8 connections at once instead of waiting to see whether a transfer could share
+#: one (HTTP/2 multiplexing, which HTTP/1.1 servers never offer).
+IMMEDIATE = ("--parallel-immediate",)
 
 
 @dataclasses.dataclass
@@ -152,15 +156,15 @@ class Runners:
         download(case.items, directory=target, auth=self.auths[case.emu.scale],
                  progress=False)
 
-    def curl(self, case: Case, target: Path) -> None:
+    def curl(self, case: Case, target: Path, extra: tuple[str, ...] = ()) -> None:
         pairs = [(item.assets[key].href, item.id) for item, key in case.chosen]
-        self._curl(pairs, target, ["-H", f"@{self.headers[case.emu.scale]}"])
+        self._curl(pairs, target, [*extra, "-H", f"@{self.headers[case.emu.scale]}"])
 
     def curl_presigned(self, case: Case, target: Path) -> None:
         auth = self.auths[case.emu.scale]
         pairs = [(presigned.resolve(item.assets[key].href, auth=auth).url, item.id)
                  for item, key in case.chosen]
-        self._curl(pairs, target, [])
+        self._curl(pairs, target, list(IMMEDIATE))
 
     def _curl(self, pairs: list[tuple[str, str]], target: Path, extra: list[str]) -> None:
         # A config file: 200 URLs would be a long argv, and presigned ones are credentials.
@@ -229,7 +233,9 @@ def main() -> None:
         sides: dict[str, Callable[[Case], float]] = {
             "ag": lambda c: _timed(runners.ag, c, work),
             "curl": lambda c: _timed(runners.curl, c, work),
-            "curl pre": lambda c: _timed_presigned(runners, c, work),
+            "curl imm": lambda c: _timed(functools.partial(runners.curl, extra=IMMEDIATE),
+                                         c, work),
+            "imm pre": lambda c: _timed_presigned(runners, c, work),
         }
         times: dict[tuple[str, str, str], list[float]] = collections.defaultdict(list)
         for case in cases:  # warm-up: archive files in the page cache, imports, pools
@@ -247,21 +253,24 @@ def main() -> None:
                         times[network, case.name, side].append(sides[side](case))
             print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
 
-        print(f"{version.splitlines()[0]}")
-        print(f"ag.download (max_workers default) vs ONE `{' '.join(CURL[:7])} --location` "
-              f"process; {args.rounds} rounds, seconds median [min-max]; ratio = curl / ag "
-              "(>1: ag faster); every file's sha256 checked on every run")
-        print(f"{'network':<10}{'case':<11}{'files':>6}{'bytes':>10}  {'ag s':<22}"
-              f"{'curl s':<22}{'ratio':>6}   {'curl pre s':<22}{'ratio':>6}")
+        print(version.splitlines()[0])
+        print(f"ag.download() vs ONE `curl {' '.join(CURL[3:7])}` process over the same "
+              f"API hrefs; `curl imm`: the same with {IMMEDIATE[0]}; `imm pre`: that on URLs "
+              f"presigned beforehand (no redirects: a lower bound, for information). "
+              f"{args.rounds} rounds, seconds median [min-max]; x = that curl's median / ag's "
+              "(>1: ag faster); every file's sha256 checked after every run")
+        print(f"{'network':<10}{'case':<11}{'files':>6}{'MB':>6}  {'ag s':<22}"
+              f"{'curl s':<22}{'x':>6}   {'curl imm s':<22}{'x':>6}   {'imm pre s':<22}{'x':>6}")
         for network in chosen_networks:
             label = "loopback" if network == "loopback" else wan
             for case in cases:
                 t = {side: times[network, case.name, side] for side in sides}
                 ag = statistics.median(t["ag"])
-                print(f"{label:<10}{case.name:<11}{len(case.chosen):>6}{case.size:>10}  "
-                      f"{_span(t['ag']):<22}{_span(t['curl']):<22}"
-                      f"{statistics.median(t['curl']) / ag:>5.2f}x   "
-                      f"{_span(t['curl pre']):<22}{statistics.median(t['curl pre']) / ag:>5.2f}x")
+                row = f"{label:<10}{case.name:<11}{len(case.chosen):>6}{case.size / 1e6:>6.1f}  "
+                row += f"{_span(t['ag']):<22}"
+                for side in ("curl", "curl imm", "imm pre"):
+                    row += f"{_span(t[side]):<22}{statistics.median(t[side]) / ag:>5.2f}x   "
+                print(row.rstrip())
         leaked = (small.counters.as_dict()["storage_requests_with_authorization"]
                   + large.counters.as_dict()["storage_requests_with_authorization"])
         print(f"storage requests with Authorization (curl or ag): {leaked}")

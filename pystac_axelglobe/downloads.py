@@ -265,6 +265,7 @@ class _Shared:
 def _fetch(task: Task, root: Path, root_fd: int | None, session: Session, shared: _Shared,
            overwrite: bool) -> None:
     """Download one file into place (the worker of :func:`download`)."""
+    shared.ahead.begin()
     folder = Folder.open_in(root_fd, root, task.item_id)
     try:
         part = claim(folder, task.dest.name, overwrite=overwrite, cancel=shared.cancel,
@@ -462,10 +463,8 @@ class _Transfer:
                 headers["If-Range"] = etag
         self.started = time.monotonic()
         try:
-            response = self.session.get(
-                url, headers=headers, stream=True, allow_redirects=False,
-                timeout=timeouts(CONNECT_TIMEOUT, READ_TIMEOUT, self.budget.left()),
-                **self.session.env_for(url))
+            response = self.session.get_plain(
+                url, headers, timeouts(CONNECT_TIMEOUT, READ_TIMEOUT, self.budget.left()))
         except requests.RequestException as err:
             self.budget.fail(self.budget.explain(err, "no answer"))
             return None
