@@ -8,25 +8,31 @@ Three cases, each on loopback and on a simulated wide-area network (the emulator
   true-colour previews, a few bands; ``scale="small"``);
 - ``1 large``: the largest asset of ``scale="large"`` (a 2.2 MB band0), fetched alone.
 
-The baseline is what a shell user would run: ONE ``curl --parallel --parallel-max 8
---location`` process for all the files, given the same API hrefs ``ag.download`` gets and
-the bearer token as ``-H @file`` (the token stays out of argv; the URLs and output names
-come in a ``--config`` file). Each transfer then costs curl what it costs ``ag.download``:
-the authorised API request that answers the redirect, then the storage GET. curl drops a
-custom ``Authorization`` header when a redirect leads to another host (since 7.58; here the
-API is on 127.0.0.1, storage on 127.0.0.2), as storage requires: storage answers 400 to a
-request carrying one, which ``--fail`` would turn into an error, and the emulator's
-``storage_requests_with_authorization`` counter, printed at the end, stays 0. A second curl
-column (``curl pre``) fetches URLs presigned beforehand, outside the timing: the lower bound
-of the same transfers with no redirect at all; it is for information, not the bar.
+The bar is what a shell user would run: ONE ``curl --parallel --parallel-max 8 --location``
+process for all the files (column ``curl``), given the same API hrefs ``ag.download`` gets
+and the bearer token as ``-H @file`` (the token stays out of argv; URLs and output names come
+in a ``--config`` file). Each transfer then costs curl what it costs ``ag.download``: the
+authorised API request that answers the redirect, then the storage GET. That is the fair
+comparison; curl on presigned URLs would skip the API round trip ``ag.download`` must pay.
+curl drops a custom ``Authorization`` header when a redirect leads to another host (since
+7.58; verbose curl says "Clear auth, redirects to port ..."; here the API is on 127.0.0.1,
+storage on 127.0.0.2), as storage requires: storage answers 400 to a request carrying one,
+which ``--fail`` would turn into an error, and the emulator's
+``storage_requests_with_authorization`` counter, printed at the end, stays 0.
+
+curl 7.88's ``--parallel`` waits, before opening another connection, to see whether the
+transfer could share one (HTTP/2), which over HTTP/1.1 costs it dearly under latency; the
+column ``curl imm`` adds ``--parallel-immediate`` (8 connections at once), the stronger
+baseline. ``imm pre`` is that on URLs presigned beforehand, outside the timing: the same
+transfers with no redirect at all, a lower bound for information.
 
 The token is fetched before the timings (neither side pays for it); ``ag``'s cache of
-presigned URLs is emptied before each of its runs, so both sides pay for every redirect.
-Every run of every side ends with each file's sha256 checked against the archive. Runs
-alternate between the sides (the order turns each round) so that a change in the machine's
-load hits all of them alike. Times are the median [min-max] of the rounds; ``ratio`` is
-curl's median over ag's (above 1: ag is faster). Goals at 50/20 ms: ratio >= 1 on 18 and on
-200 files, >= 0.9 on the large file.
+presigned URLs is emptied before each of its runs, so it pays for every redirect. Every run
+of every side ends with each file's sha256 checked against the archive. Runs alternate
+between the sides (the order turns each round) so that a change in the machine's load hits
+all of them alike. Times are the median [min-max] of the rounds; ``x`` is that curl's median
+over ag's (above 1: ag is faster). Goals at 50/20 ms: >= 1 on 18 and on 200 files, >= 0.9
+on the large file.
 
 Run: ``python bench/download.py [--rounds 5] [--api-latency 0.05] [--storage-latency 0.02]``
 """
@@ -118,10 +124,11 @@ def _auth(emu: Emulator, work: Path) -> AxelGlobeAuth:
 
 def _cases(small: Emulator, large: Emulator) -> list[Case]:
     items = _items(small)
-    by_capture = collections.defaultdict(list)
+    by_capture: dict[str, list[pystac.Item]] = collections.defaultdict(list)
     for item in items:
         by_capture[item.properties["ag:capture_id"]].append(item)
-    tiles = sorted(max(by_capture.values(), key=len), key=lambda i: i.id)[:3]
+    largest = max(by_capture, key=lambda capture: len(by_capture[capture]))
+    tiles = sorted(by_capture[largest], key=lambda i: i.id)[:3]
     assert small.archive is not None and large.archive is not None
 
     def size(emu: Emulator, item: pystac.Item, key: str) -> int:
@@ -239,8 +246,8 @@ def main() -> None:
         }
         times: dict[tuple[str, str, str], list[float]] = collections.defaultdict(list)
         for case in cases:  # warm-up: archive files in the page cache, imports, pools
-            for side in sides.values():
-                side(case)
+            for run in sides.values():
+                run(case)
         for r in range(args.rounds):
             for network in chosen_networks:
                 api, storage = networks[network]

@@ -538,9 +538,12 @@ class _Origins:
     seconds with a redirect to the storage origin, which refuses ``Authorization``.
     """
 
-    def __init__(self, files: dict[str, bytes], api_delay: float = 0.0) -> None:
+    def __init__(self, files: dict[str, bytes], api_delay: float = 0.0,
+                 keep_alive: bool = False) -> None:
         self.files, self.api_delay = files, api_delay
+        self.protocol = "HTTP/1.1" if keep_alive else "HTTP/1.0"
         self.lock = threading.Lock()
+        self.connections: dict[str, set[tuple[str, int]]] = {"api": set(), "storage": set()}
         self.api_paths: list[str] = []
         self.storage_paths: list[str] = []
         self.in_flight = self.most_in_flight = 0
@@ -550,8 +553,14 @@ class _Origins:
         self.storage = self._server(self._storage)
 
     def _server(self, answer: Callable[[BaseHTTPRequestHandler], None]) -> ThreadingHTTPServer:
+        outer, kind = self, answer.__name__.lstrip("_")
+
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = self.protocol
+
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                with outer.lock:
+                    outer.connections[kind].add(self.client_address)
                 answer(self)
 
             def log_message(self, format: str, *args: object) -> None:
@@ -723,6 +732,20 @@ def test_a_resolve_that_failed_ahead_is_not_retried_again_by_its_transfer(
         assert emu.counters.storage_requests == 0
 
 
+def test_connections_are_reused_from_file_to_file(emulator: Emulator, tmp_path: Path) -> None:
+    # Servers that keep connections open: no new connection (a TLS handshake, in real life)
+    # per file, at storage nor at the API.
+    origins = _Origins(_files(20), keep_alive=True)
+    try:
+        download(origins.items(), directory=tmp_path, auth=origins.auth(emulator),
+                 max_workers=2, progress=False)
+    finally:
+        origins.close()
+    assert len(origins.storage_paths) == 20 and len(origins.api_paths) == 20
+    assert len(origins.connections["storage"]) <= 2
+    assert len(origins.connections["api"]) <= _ahead.RESOLVE_AHEAD + 2
+
+
 def test_plain_storage_gets_never_carry_authorization(tmp_path: Path) -> None:
     # Credentials in a storage URL are not turned into a Basic Authorization header.
     origins = _Origins({"a.bin": b"abc"})
@@ -737,7 +760,8 @@ def test_plain_storage_gets_never_carry_authorization(tmp_path: Path) -> None:
 
 def test_a_nearer_deadline_set_after_a_farther_one_still_cuts_its_request() -> None:
     far = _http.Watch(time.monotonic() + 60)
-    _http._watchdog.add(far)  # the watchdog now sleeps until this one ...
+    _http._watchdog.add(far)
+    time.sleep(0.2)  # the watchdog now sleeps until this one ...
     a, b = socket.socketpair()
     try:
         a.settimeout(20)
