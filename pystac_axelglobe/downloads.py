@@ -2,7 +2,10 @@
 
 Files go to ``{directory}/{item_id}/{basename of the href}``. Each one streams into
 ``{name}.part`` (locked, created without following links: :mod:`._partfile`) and is renamed
-into place once whole. Presigned URLs come from :func:`~pystac_axelglobe.presigned.resolve`.
+into place once whole. Presigned URLs come from :func:`~pystac_axelglobe.presigned.resolve`,
+resolved ahead of the transfers, many at once (:mod:`._ahead`): a far API's round trip is not
+paid before each file. ``max_workers`` files are on the network at once (slots); a file is
+synced to disk and renamed after it has left its slot, while the next one transfers.
 
 (The module is not called ``download.py``: a submodule named like the function would replace
 ``pystac_axelglobe.download`` once imported.)
@@ -110,7 +113,8 @@ def download(
     connections are retried with backoff (``Retry-After`` honoured), bounded in attempts and
     in time (see the module's constants); an expired presigned URL (403 from storage) is
     resolved again. ``Authorization`` is never sent to the storage host. Files download
-    concurrently; one progress bar counts bytes.
+    concurrently, their URLs resolved ahead (up to 16 at once); one progress bar counts
+    bytes.
 
     Re-running the same call resumes: a file whose final name exists is skipped without any
     request (pass ``overwrite=True`` to fetch it again; the old file stays until the new one
@@ -132,7 +136,8 @@ def download(
             exist in every item.
         directory: Where to save; created if missing.
         overwrite: Download files even when they already exist.
-        max_workers: Files downloaded at once (also the connection pool size).
+        max_workers: Files on the network at once (also the storage connection pool
+            size). Their URLs are resolved ahead meanwhile, up to 16 at once.
         progress: Show a progress bar (only when stderr is a terminal).
         auth: The authorisation; default: one ``AxelGlobeAuth()`` from the environment.
 
@@ -233,22 +238,10 @@ def _open_root(root: Path) -> int | None:
                    | getattr(os, "O_CLOEXEC", 0))
 
 
-class _NoAuthorization(requests.auth.AuthBase):
-    """Strip any ``Authorization`` header: storage refuses requests that carry one.
-
-    Setting it as the session's auth also keeps requests from adding ``~/.netrc``
-    credentials (it only consults .netrc when a session has no auth).
-    """
-
-    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        r.headers.pop("Authorization", None)
-        return r
-
-
 def _storage_session(pool_size: int) -> Session:
-    session = Session(pool_size=pool_size)
-    session.auth = _NoAuthorization()
-    return session
+    # Its requests go through Session.get_plain: no Authorization header (storage refuses
+    # any), no ~/.netrc credentials, no cookies.
+    return Session(pool_size=pool_size)
 
 
 @dataclasses.dataclass(frozen=True)
