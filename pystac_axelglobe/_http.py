@@ -23,7 +23,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -79,6 +79,12 @@ class Watch:
             self.at = at
             _watchdog.add(self)
 
+    def close(self) -> None:
+        """The block has ended: stop watching (and forget the sockets)."""
+        self.active = False
+        with self._lock:
+            self._socks = []
+
     def expire(self) -> None:
         """Shut down every watched socket: a blocked read returns at once."""
         with self._lock:
@@ -105,12 +111,19 @@ class _Watchdog:
 
     def add(self, watch: Watch) -> None:
         with self._cond:
-            heapq.heappush(self._heap, (watch.at, next(self._order), watch))
+            # Watches whose blocks have ended need no waking up for: drop those in front.
+            while self._heap and not self._heap[0][2].active:
+                heapq.heappop(self._heap)
+            entry = (watch.at, next(self._order), watch)
+            heapq.heappush(self._heap, entry)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, daemon=True,
                                                 name="axelglobe-deadlines")
                 self._thread.start()
-            self._cond.notify()
+            if self._heap[0] is entry:
+                # Woken only when it must wake up earlier: two requests per file would
+                # otherwise each cost a thread switch for nothing.
+                self._cond.notify()
 
     def _run(self) -> None:
         while True:
@@ -162,7 +175,7 @@ def deadline(at: float) -> Iterator[Watch]:
     try:
         yield watch
     finally:
-        watch.active = False
+        watch.close()
         _local.watch = previous
 
 
@@ -232,6 +245,40 @@ class Session(requests.Session):
                                  max_retries=0)
         self.mount("http://", adapter)
         self.mount("https://", adapter)
+
+    def get_plain(self, url: str, headers: Mapping[str, str], timeout: tuple[float, float],
+                  ) -> requests.Response:
+        """A streamed ``GET`` of ``url`` straight through the adapter, never authorised.
+
+        What :meth:`get` adds to each request is left out: no auth (an ``Authorization``
+        header is never sent, not even one made of credentials in the URL), no cookies, no
+        hooks, no redirect followed or prepared. For many small downloads that is a quarter
+        of the CPU time of each request. Sent: the session's default headers and ``headers``.
+
+        Example:
+            >>> r = session.get_plain(url, {"Range": "bytes=10-"}, (10, 30))  # doctest: +SKIP
+            >>> r.raw.read1(65536)  # doctest: +SKIP
+        """
+        merged = requests.structures.CaseInsensitiveDict(self.headers)
+        merged.update(headers)
+        prepared = requests.PreparedRequest()
+        prepared.prepare(method="GET", url=url, headers=merged)
+        prepared.headers.pop("Authorization", None)  # e.g. made of the URL's user:password@
+        adapter = self.get_adapter(url)
+        return adapter.send(prepared, stream=True, timeout=timeout, **self.env_for(url))
+
+    def resolve_redirects(self, resp: requests.Response, req: requests.PreparedRequest,
+                          *args: Any, yield_requests: bool = False, **kwargs: Any,
+                          ) -> Generator[requests.Response, None, None]:
+        """As requests' own, but a redirect not followed is not prepared for ``response.next``.
+
+        requests builds that next request (cookies, auth, proxies) for every redirect it does
+        not follow: for each resolved asset href, work nobody uses. ``response.next`` is
+        ``None`` here.
+        """
+        if yield_requests:
+            return
+        yield from super().resolve_redirects(resp, req, *args, **kwargs)
 
     def env_for(self, url: str) -> dict[str, Any]:
         """``proxies``/``verify``/``cert`` keyword arguments for requests to ``url``."""

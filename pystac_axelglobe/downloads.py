@@ -2,7 +2,10 @@
 
 Files go to ``{directory}/{item_id}/{basename of the href}``. Each one streams into
 ``{name}.part`` (locked, created without following links: :mod:`._partfile`) and is renamed
-into place once whole. Presigned URLs come from :func:`~pystac_axelglobe.presigned.resolve`.
+into place once whole. Presigned URLs come from :func:`~pystac_axelglobe.presigned.resolve`,
+resolved ahead of the transfers, many at once (:mod:`._ahead`): a far API's round trip is not
+paid before each file. ``max_workers`` files are on the network at once (slots); a file is
+synced to disk and renamed after it has left its slot, while the next one transfers.
 
 (The module is not called ``download.py``: a submodule named like the function would replace
 ``pystac_axelglobe.download`` once imported.)
@@ -22,12 +25,14 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import re
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +42,7 @@ import requests
 import urllib3.exceptions
 
 from . import presigned as _presigned
+from ._ahead import POLL, ResolveAhead
 from ._http import (
     Cancelled,
     GaveUp,
@@ -107,7 +113,8 @@ def download(
     connections are retried with backoff (``Retry-After`` honoured), bounded in attempts and
     in time (see the module's constants); an expired presigned URL (403 from storage) is
     resolved again. ``Authorization`` is never sent to the storage host. Files download
-    concurrently; one progress bar counts bytes.
+    concurrently, their URLs resolved ahead (up to 16 at once); one progress bar counts
+    bytes.
 
     Re-running the same call resumes: a file whose final name exists is skipped without any
     request (pass ``overwrite=True`` to fetch it again; the old file stays until the new one
@@ -129,7 +136,8 @@ def download(
             exist in every item.
         directory: Where to save; created if missing.
         overwrite: Download files even when they already exist.
-        max_workers: Files downloaded at once (also the connection pool size).
+        max_workers: Files on the network at once (also the storage connection pool
+            size). Their URLs are resolved ahead meanwhile, up to 16 at once.
         progress: Show a progress bar (only when stderr is a terminal).
         auth: The authorisation; default: one ``AxelGlobeAuth()`` from the environment.
 
@@ -188,10 +196,19 @@ def _run(todo: list[Task], root: Path, auth: AxelGlobeAuth, *, overwrite: bool,
     session = _storage_session(workers)
     cancel = threading.Event()
     errors: dict[str, BaseException] = {}
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="axelglobe-download")
+    # Every URL is resolved ahead, concurrently, while the transfers run: the API's redirect
+    # leaves each file's critical path. Its resolves end within the time a file may go
+    # without progress, so a transfer never waits for one longer than for its own.
+    ahead = ResolveAhead([t.href for t in todo], auth,
+                         timeout=min(_presigned.RESOLVE_TIMEOUT, STALL_TIMEOUT))
+    shared = _Shared(auth, ahead, threading.BoundedSemaphore(workers), bar, cancel)
+    # Twice as many threads as network slots: while one file is synced to disk and renamed
+    # (or waits for its URL, or for another process's lock), another one transfers.
+    pool = ThreadPoolExecutor(max_workers=min(2 * workers, len(todo)),
+                              thread_name_prefix="axelglobe-download")
     try:
         futures = {
-            pool.submit(_fetch, t, root, root_fd, session, auth, overwrite, bar, cancel): t
+            pool.submit(_fetch, t, root, root_fd, session, shared, overwrite): t
             for t in todo
         }
         for future, task in futures.items():
@@ -206,6 +223,7 @@ def _run(todo: list[Task], root: Path, auth: AxelGlobeAuth, *, overwrite: bool,
         raise
     finally:
         pool.shutdown(wait=True)
+        ahead.close()
         session.close()
         bar.close()
         if root_fd is not None:
@@ -220,37 +238,36 @@ def _open_root(root: Path) -> int | None:
                    | getattr(os, "O_CLOEXEC", 0))
 
 
-class _NoAuthorization(requests.auth.AuthBase):
-    """Strip any ``Authorization`` header: storage refuses requests that carry one.
-
-    Setting it as the session's auth also keeps requests from adding ``~/.netrc``
-    credentials (it only consults .netrc when a session has no auth).
-    """
-
-    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        r.headers.pop("Authorization", None)
-        return r
-
-
 def _storage_session(pool_size: int) -> Session:
-    session = Session(pool_size=pool_size)
-    session.auth = _NoAuthorization()
-    return session
+    # Its requests go through Session.get_plain: no Authorization header (storage refuses
+    # any), no ~/.netrc credentials, no cookies.
+    return Session(pool_size=pool_size)
 
 
-def _fetch(task: Task, root: Path, root_fd: int | None, session: Session,
-           auth: AxelGlobeAuth, overwrite: bool, bar: _Progress,
-           cancel: threading.Event) -> None:
+@dataclasses.dataclass(frozen=True)
+class _Shared:
+    """What every transfer of one :func:`download` call shares."""
+
+    auth: AxelGlobeAuth
+    ahead: ResolveAhead
+    slots: threading.BoundedSemaphore  # transfers on the network at once (max_workers)
+    bar: _Progress
+    cancel: threading.Event
+
+
+def _fetch(task: Task, root: Path, root_fd: int | None, session: Session, shared: _Shared,
+           overwrite: bool) -> None:
     """Download one file into place (the worker of :func:`download`)."""
+    shared.ahead.begin()
     folder = Folder.open_in(root_fd, root, task.item_id)
     try:
-        part = claim(folder, task.dest.name, overwrite=overwrite, cancel=cancel,
+        part = claim(folder, task.dest.name, overwrite=overwrite, cancel=shared.cancel,
                      patience=2 * STALL_TIMEOUT)
         if part is not None:  # else complete: another thread or process finished it
             try:
                 if overwrite:
                     part.discard()  # a .part may be from an older version of the file
-                _Transfer(task, part, session, auth, bar, cancel).run()
+                _Transfer(task, part, session, shared).run()
             finally:
                 part.release()
         if not folder.in_place(root_fd):
@@ -311,6 +328,10 @@ class _Budget:
         self.until = time.monotonic() + STALL_TIMEOUT
         self.watch: Watch | None = None  # the current attempt's deadline, moved with until
 
+    def restart(self) -> None:
+        """Count the time without progress from now (the transfer begins)."""
+        self.until = time.monotonic() + STALL_TIMEOUT
+
     def cut_off(self) -> bool:
         """Whether the current attempt's deadline has cut its connection."""
         return self.watch is not None and self.watch.fired
@@ -354,13 +375,12 @@ class _Transfer:
     method, which returns ``True`` once the file is in place.
     """
 
-    def __init__(self, task: Task, part: PartFile, session: Session, auth: AxelGlobeAuth,
-                 bar: _Progress, cancel: threading.Event) -> None:
-        self.task, self.part, self.session, self.auth = task, part, session, auth
-        self.bar, self.cancel = bar, cancel
+    def __init__(self, task: Task, part: PartFile, session: Session, shared: _Shared) -> None:
+        self.task, self.part, self.session, self.shared = task, part, session, shared
+        self.auth, self.bar, self.cancel = shared.auth, shared.bar, shared.cancel
         self.where = display(task.href)
         self.origin: Origin | None = None  # the version the .part holds (None: not known)
-        self.budget = _Budget(self.where, cancel, part.size())
+        self.budget = _Budget(self.where, self.cancel, part.size())
         self.forbidden = 0
         self.unverified = False  # a body without length ended: is that the file's end?
         self.counted_total = 0  # bytes added to the progress bar's total for this file
@@ -368,7 +388,31 @@ class _Transfer:
         self.started = time.monotonic()  # when the current attempt began
 
     def run(self) -> None:
-        """Attempt until the file is in place, or raise."""
+        """Attempt until the file is whole, then move it into place; or raise."""
+        # Its resolve ahead, under way or done (its error if it failed): then the URL comes
+        # from the cache, or is resolved again if it has expired meanwhile.
+        self.shared.ahead.take(self.task.href, self.cancel)
+        with self._slot():
+            self._attempts()
+        # Made durable and renamed without holding a slot: the next file's request is
+        # already on its way while this one is synced to disk.
+        self.part.finish()
+
+    @contextlib.contextmanager
+    def _slot(self) -> Iterator[None]:
+        """Hold one of the ``max_workers`` network slots (the wait costs no budget)."""
+        slots = self.shared.slots
+        while not slots.acquire(timeout=POLL):
+            if self.cancel.is_set():
+                raise Cancelled("interrupted")
+        try:
+            self.budget.restart()  # the time without progress counts from here
+            yield
+        finally:
+            slots.release()
+
+    def _attempts(self) -> None:
+        """Send attempts until the ``.part`` holds the whole file, or raise."""
         while True:
             if self.cancel.is_set():
                 raise Cancelled("interrupted")
@@ -412,10 +456,8 @@ class _Transfer:
                 headers["If-Range"] = etag
         self.started = time.monotonic()
         try:
-            response = self.session.get(
-                url, headers=headers, stream=True, allow_redirects=False,
-                timeout=timeouts(CONNECT_TIMEOUT, READ_TIMEOUT, self.budget.left()),
-                **self.session.env_for(url))
+            response = self.session.get_plain(
+                url, headers, timeouts(CONNECT_TIMEOUT, READ_TIMEOUT, self.budget.left()))
         except requests.RequestException as err:
             self.budget.fail(self.budget.explain(err, "no answer"))
             return None
@@ -489,7 +531,7 @@ class _Transfer:
         total = int(match.group(1)) if match else None
         if (total is not None and offset == total and self.origin is not None
                 and self.origin.matches(None, total)):
-            return self._finish()
+            return self._whole()
         self._restart()  # longer than the file, or another version
         self.budget.fail(urllib3.exceptions.ProtocolError("HTTP 416"))
         return False
@@ -527,13 +569,13 @@ class _Transfer:
         self.budget.progress(size, self.started)
         if total is None:
             if response.raw.chunked:  # its last chunk arrived: the body is whole
-                return self._finish()
+                return self._whole()
             # The connection closed without a length: ask for what follows (a 416 says
             # that was the end) rather than trust that the close was not a cut.
             self.unverified = True
             return False
         if size == total:
-            return self._finish()
+            return self._whole()
         if size > total:
             self._restart()
         self.budget.fail(urllib3.exceptions.ProtocolError(f"got {size} of {total} bytes"))
@@ -576,9 +618,8 @@ class _Transfer:
         self.origin = None
         self.unverified = False
 
-    def _finish(self) -> bool:
-        self.part.finish()
-        return True
+    def _whole(self) -> bool:
+        return True  # moved into place by run(), once its network slot is free
 
 
 def _drop_body(response: requests.Response, limit: int = 65536) -> None:

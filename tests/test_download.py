@@ -17,6 +17,8 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pystac
@@ -25,7 +27,7 @@ import urllib3.exceptions
 from tqdm import tqdm
 from urllib3.util.retry import Retry
 
-from pystac_axelglobe import _http, downloads, presigned
+from pystac_axelglobe import _ahead, _http, _partfile, downloads, presigned
 from pystac_axelglobe.auth import AxelGlobeAuth
 from pystac_axelglobe.downloads import download
 from pystac_axelglobe.emulator import Emulator
@@ -525,3 +527,249 @@ def test_failures_keep_their_exceptions_and_never_show_a_signature(
         assert "AKIDSECRETCRED" not in text and "deadbeefsig" not in text
     again = pickle.loads(pickle.dumps(err))
     assert again.failures == err.failures and str(again) == str(err)
+
+
+# --- under latency: URLs resolved ahead, network slots, files synced outside them -----------
+
+class _Origins:
+    """An API and a storage origin on 127.0.0.1 serving ``files``, counting at the server.
+
+    The API answers each ``/stac/{name}`` (bearer token required) after ``api_delay``
+    seconds with a redirect to the storage origin, which refuses ``Authorization``.
+    """
+
+    def __init__(self, files: dict[str, bytes], api_delay: float = 0.0,
+                 keep_alive: bool = False) -> None:
+        self.files, self.api_delay = files, api_delay
+        self.protocol = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+        self.lock = threading.Lock()
+        self.connections: dict[str, set[tuple[str, int]]] = {"api": set(), "storage": set()}
+        self.api_paths: list[str] = []
+        self.storage_paths: list[str] = []
+        self.in_flight = self.most_in_flight = 0
+        self.api_seen_at_first_storage: int | None = None
+        self.authorization_at_storage = 0
+        self.api = self._server(self._api)
+        self.storage = self._server(self._storage)
+
+    def _server(self, answer: Callable[[BaseHTTPRequestHandler], None]) -> ThreadingHTTPServer:
+        outer, kind = self, answer.__name__.lstrip("_")
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = self.protocol
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                with outer.lock:
+                    outer.connections[kind].add(self.client_address)
+                answer(self)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    def url(self, server: ThreadingHTTPServer) -> str:
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    def _api(self, handler: BaseHTTPRequestHandler) -> None:
+        if not handler.headers.get("Authorization", "").startswith("Bearer "):
+            handler.send_error(401)
+            return
+        with self.lock:
+            self.api_paths.append(handler.path)
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        time.sleep(self.api_delay)
+        with self.lock:
+            self.in_flight -= 1
+        name = handler.path.rsplit("/", 1)[1]
+        handler.send_response(302)
+        handler.send_header("Location", f"{self.url(self.storage)}/{name}?X-Amz-Expires=900")
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    def _storage(self, handler: BaseHTTPRequestHandler) -> None:
+        with self.lock:
+            self.storage_paths.append(handler.path)
+            if self.api_seen_at_first_storage is None:
+                self.api_seen_at_first_storage = len(self.api_paths)
+        if "Authorization" in handler.headers:
+            self.authorization_at_storage += 1
+            handler.send_error(400)
+            return
+        body = self.files[handler.path.split("?")[0].lstrip("/")]
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    def items(self) -> list[pystac.Item]:
+        item = pystac.Item("item-1", None, None,
+                           datetime.datetime(2021, 1, 1, tzinfo=datetime.timezone.utc), {})
+        for name in self.files:
+            item.add_asset(name, pystac.Asset(f"{self.url(self.api)}/stac/{name}"))
+        return [item]
+
+    def auth(self, emu: Emulator) -> AxelGlobeAuth:
+        # The API is this server; the tokens come from the emulator.
+        return AxelGlobeAuth(emu.client_id, emu.client_secret,
+                             api_url=f"{self.url(self.api)}/stac", token_url=emu.token_url,
+                             audience=emu.audience)
+
+    def close(self) -> None:
+        for server in (self.api, self.storage):
+            server.shutdown()
+            server.server_close()
+
+
+def _files(n: int) -> dict[str, bytes]:
+    return {f"f{i:03d}.bin": f"file {i} ".encode() * (100 + i) for i in range(n)}
+
+
+@pytest.mark.timeout(60)
+def test_urls_are_resolved_ahead_many_at_once_while_files_transfer(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # Each redirect takes 0.2 s (a far API); two files on the network at once. The URLs
+    # of the next files are resolved meanwhile, many at once, not two by two.
+    origins = _Origins(_files(24), api_delay=0.2)
+    try:
+        items = origins.items()
+        local = download(items, directory=tmp_path, auth=origins.auth(emulator),
+                         max_workers=2, progress=False)
+    finally:
+        origins.close()
+    assert origins.most_in_flight >= 8, origins.most_in_flight
+    assert origins.most_in_flight <= _ahead.RESOLVE_AHEAD + 2
+    # Each href resolved once, each file fetched once, no Authorization at storage.
+    assert sorted(origins.api_paths) == sorted(f"/stac/{n}" for n in origins.files)
+    assert sorted(p.split("?")[0] for p in origins.storage_paths) == sorted(
+        f"/{n}" for n in origins.files)
+    assert origins.authorization_at_storage == 0
+    for name, body in origins.files.items():
+        assert Path(local[0].assets[name].href).read_bytes() == body
+
+
+@pytest.mark.timeout(60)
+def test_urls_are_not_resolved_far_ahead_of_their_transfers(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A long download must not resolve all its URLs up front: they could expire unused.
+    monkeypatch.setattr(_ahead, "WINDOW", 4)
+    origins = _Origins(_files(30), api_delay=0.05)
+    try:
+        download(origins.items(), directory=tmp_path, auth=origins.auth(emulator),
+                 max_workers=1, progress=False)
+    finally:
+        origins.close()
+    # When the first file reached storage: at most the window, plus one per transfer begun
+    # (two threads for one network slot).
+    assert origins.api_seen_at_first_storage is not None
+    assert origins.api_seen_at_first_storage <= 4 + 2, origins.api_seen_at_first_storage
+    assert len(origins.api_paths) == 30  # and the others later, each once
+
+
+@pytest.mark.timeout(60)
+def test_a_file_being_synced_to_disk_does_not_hold_up_the_next_transfer(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One network slot. While the first file is synced and renamed (held here until the
+    # second file's request has reached storage, 10 s at most), the second one transfers.
+    item = emulator.items()[2]
+    before = emulator.counters.storage_requests
+    calls: list[str] = []
+    seen: list[bool] = []
+    finish = _partfile.PartFile.finish
+
+    def slow_finish(part: _partfile.PartFile) -> None:
+        calls.append(part.name)
+        if len(calls) == 1:
+            until = time.monotonic() + 10
+            while emulator.counters.storage_requests < before + 2 and time.monotonic() < until:
+                time.sleep(0.01)
+            seen.append(emulator.counters.storage_requests >= before + 2)
+        finish(part)
+
+    monkeypatch.setattr(_partfile.PartFile, "finish", slow_finish)
+    local = download(item, assets=["thumbnail", "msi_udm"], directory=tmp_path,
+                     auth=_auth(emulator), max_workers=1, progress=False)
+    assert seen == [True] and len(calls) == 2
+    _assert_identical(emulator, [item], local, ["thumbnail", "msi_udm"])
+
+
+@pytest.mark.timeout(60)
+def test_waiting_for_a_network_slot_does_not_count_as_a_stall(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One slot; each file takes ~1.4 s at a useful speed, longer than the 1 s a file may go
+    # without progress. The second file waits that long for the slot: not a stall.
+    monkeypatch.setattr(downloads, "STALL_TIMEOUT", 1.0)
+    monkeypatch.setattr(downloads, "LOW_SPEED_TIME", 0.2)
+    with Emulator(storage_delay=0.35) as emu:
+        items = emu.items()[:2]
+        local = download(items, assets=["band0"], directory=tmp_path, auth=_auth(emu),
+                         max_workers=1, progress=False)
+        _assert_identical(emu, items, local, ["band0"])
+        assert emu.counters.storage_requests == 2  # no attempt was cut off
+
+
+def test_a_resolve_that_failed_ahead_is_not_retried_again_by_its_transfer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(presigned, "RESOLVE_RETRY", Retry(
+        total=1, backoff_factor=0, status_forcelist=[503], allowed_methods=["GET"]))
+    with Emulator(api_fault_rate=1.0, fault_kinds=("503",)) as emu:
+        item = emu.items()[0]
+        keys = ["thumbnail", "msi_udm", "msi_udm_metadata"]
+        with pytest.raises(DownloadError) as info:
+            download(item, assets=keys, directory=tmp_path, auth=_auth(emu), progress=False)
+        assert list(info.value.failures) == [f"{item.id}/{k}" for k in keys]
+        assert all("HTTP 503" in reason for reason in info.value.failures.values())
+        assert len(emu.requests) == 2 * len(keys)  # one retry each, once
+        assert emu.counters.storage_requests == 0
+
+
+def test_connections_are_reused_from_file_to_file(emulator: Emulator, tmp_path: Path) -> None:
+    # Servers that keep connections open: no new connection (a TLS handshake, in real life)
+    # per file, at storage nor at the API.
+    origins = _Origins(_files(20), keep_alive=True)
+    try:
+        download(origins.items(), directory=tmp_path, auth=origins.auth(emulator),
+                 max_workers=2, progress=False)
+    finally:
+        origins.close()
+    assert len(origins.storage_paths) == 20 and len(origins.api_paths) == 20
+    assert len(origins.connections["storage"]) <= 2
+    assert len(origins.connections["api"]) <= _ahead.RESOLVE_AHEAD + 2
+
+
+def test_plain_storage_gets_never_carry_authorization(tmp_path: Path) -> None:
+    # Credentials in a storage URL are not turned into a Basic Authorization header.
+    origins = _Origins({"a.bin": b"abc"})
+    try:
+        url = f"http://user:secret@127.0.0.1:{origins.storage.server_address[1]}/a.bin"
+        with _http.Session().get_plain(url, {"Accept-Encoding": "identity"}, (5, 5)) as r:
+            assert r.status_code == 200 and r.raw.read() == b"abc"
+    finally:
+        origins.close()
+    assert origins.authorization_at_storage == 0 and origins.storage_paths == ["/a.bin"]
+
+
+def test_a_nearer_deadline_set_after_a_farther_one_still_cuts_its_request() -> None:
+    far = _http.Watch(time.monotonic() + 60)
+    _http._watchdog.add(far)
+    time.sleep(0.2)  # the watchdog now sleeps until this one ...
+    a, b = socket.socketpair()
+    try:
+        a.settimeout(20)
+        with _http.deadline(time.monotonic() + 0.2) as watch:  # ... and must wake earlier
+            watch.add(a)
+            assert a.recv(1) == b""  # shut down at the deadline, not after 20 s
+        assert watch.fired
+    finally:
+        far.close()
+        a.close()
+        b.close()
