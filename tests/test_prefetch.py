@@ -305,7 +305,8 @@ def test_an_href_the_api_does_not_have_fails_only_its_read(
 def test_a_load_of_part_of_the_tiles_resolves_only_theirs(emulator: Emulator) -> None:
     tiles = _capture(emulator)
     inside = tiles[0]
-    west, south, east, north = inside.bbox or ()
+    assert inside.bbox is not None
+    west, south, east, north = inside.bbox
     # a small box in the middle of one tile: odc-stac reads that tile only
     box = [west + (east - west) * 0.4, south + (north - south) * 0.4,
            west + (east - west) * 0.6, south + (north - south) * 0.6]
