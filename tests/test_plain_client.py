@@ -57,7 +57,9 @@ def all_items(emulator: Emulator) -> list[dict[str, Any]]:
 def reference(emulator: Emulator,
               tmp_path_factory: pytest.TempPathFactory) -> pystac_client.Client:
     """``ag.open()``: what the plain client must match."""
-    return ag.open(**emulator.settings_kwargs(), cache_dir=tmp_path_factory.mktemp("ref"))
+    # prefetch_pages=1: its requests are compared page for page, in order
+    return ag.open(**emulator.settings_kwargs(), cache_dir=tmp_path_factory.mktemp("ref"),
+                   prefetch_pages=1)
 
 
 def open_plain(emu: Emulator, cache_dir: Path | None = None,
@@ -412,7 +414,7 @@ def test_ag_open_sends_one_dialect_request_per_page(
     assert all(q["filter"] == [CLOUDY["filter"]] and q["collections"] == ["grus-1"]
                and q["limit"] == [str(LIMIT)] for q in queries)
     auth = ag.AxelGlobeAuth(**emulator.settings_kwargs(), cache_dir=tmp_path)
-    both = ag.open(auth=auth, request_modifier=auth)
+    both = ag.open(auth=auth, request_modifier=auth, prefetch_pages=1)
     ids2, queries2 = run(both, emulator, limit=LIMIT, **CLOUDY)
     assert ids2 == ids and queries2 == queries
 
