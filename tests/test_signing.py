@@ -314,8 +314,9 @@ def test_a_failure_leaves_the_object_unchanged(emulator: Emulator, tmp_path: Pat
 
 
 def test_as_the_modifier_of_ag_open(emulator: Emulator, tmp_path: Path) -> None:
+    # prefetch_pages=1: no page fetched ahead, so the search requests count pages exactly
     client = ag.open(**emulator.settings_kwargs(), cache_dir=tmp_path / "tokens",
-                     modifier=ag.sign_inplace)
+                     modifier=ag.sign_inplace, prefetch_pages=1)
     counted = Counted(emulator)
 
     items = client.search(filter=f"ag:capture_id = '{CAPTURE}'", limit=3).item_collection()
