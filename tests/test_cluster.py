@@ -223,6 +223,18 @@ def test_tokens_expiring_during_a_job_are_renewed_once_for_the_whole_cluster(
     assert emu.counters.token_requests == len(issued)
 
 
+def _workers_by_name(client: distributed.Client, expected: set[str]) -> dict[str, str]:
+    """The scheduler's live ``{name: address}``, once every expected worker has (re)joined."""
+    def names(dask_scheduler: Any) -> dict[str, str]:
+        return {str(w.name): a for a, w in dask_scheduler.workers.items()}
+
+    deadline = time.monotonic() + 60  # a restarted worker on a loaded machine takes seconds
+    while (found := client.run_on_scheduler(names)).keys() < expected:
+        assert time.monotonic() < deadline, f"workers {sorted(found)} never became {expected}"
+        time.sleep(0.2)
+    return found
+
+
 @pytest.mark.slow
 def test_a_restarted_worker_process_gets_the_token_through_the_plugin_again(
         cluster: Cluster, caller: Path) -> None:
@@ -236,7 +248,7 @@ def test_a_restarted_worker_process_gets_the_token_through_the_plugin_again(
             # a new worker process: nothing in memory, nothing installed (the scheduler
             # sends its plugins to it as to any worker that joins)
             client.restart_workers(["worker1"])
-            restarted = {w["name"]: a for a, w in client.scheduler_info()["workers"].items()}
+            restarted = _workers_by_name(client, expected={"worker0", "worker1"})
             assert client.run(os.getpid)[restarted["worker1"]] not in pids.values()
             out = client.compute(ds, workers=[restarted["worker1"]]).result()
         np.testing.assert_array_equal(out.red.values, local.red.values)
