@@ -1,11 +1,11 @@
 """The token endpoint: one client-credentials request, bounded, and its answer distrusted.
 
 :func:`post_credentials` sends the request over a private session (the user's hooks and
-adapters never see the secret) within an overall deadline (:mod:`._deadline`), follows no
-redirect, and reads at most :data:`MAX_TOKEN_RESPONSE` bytes. :func:`read_token` accepts
-only a JSON object with a header-safe ``access_token`` and a sane ``expires_in``; what it
-says about anything else never quotes the token. No function here keeps the secret in a
-local that outlives the request (traceback tools print locals).
+adapters never see the secret) within an overall deadline (:func:`._deadline.deadline`, the
+package's one watchdog), follows no redirect, and reads at most :data:`MAX_TOKEN_RESPONSE`
+bytes. :func:`read_token` accepts only a JSON object with a header-safe ``access_token``
+and a sane ``expires_in``; what it says about anything else never quotes the token. No
+function here keeps the secret in a local that outlives the request (traceback tools print locals).
 
 Example:
     >>> read_token(b'{"access_token": "abc", "expires_in": "3600"}')
@@ -19,12 +19,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import time
 from typing import Any
 
 import requests
 from urllib3.util.retry import Retry
 
-from ._deadline import Deadline, DeadlineAdapter
+from ._deadline import Watch, WatchedAdapter
+from ._deadline import deadline as watched_until
 from ._retry import with_deadline
 from ._token_cache import load_json_object
 from .errors import APIRequestError, AuthenticationError, AxelGlobeError
@@ -65,8 +67,8 @@ def post_credentials(settings: Settings, *, retry: Retry, timeout: tuple[float, 
     answer = None
     # One session per request: token requests are rare, and a fresh connection is one the
     # deadline watches.
-    with Deadline(deadline) as limit, requests.Session() as session:
-        adapter = DeadlineAdapter(max_retries=with_deadline(retry, limit.at))
+    with watched_until(time.monotonic() + deadline) as limit, requests.Session() as session:
+        adapter = WatchedAdapter(max_retries=with_deadline(retry, limit.at))
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         try:
@@ -76,11 +78,11 @@ def post_credentials(settings: Settings, *, retry: Retry, timeout: tuple[float, 
                 answer = Answer(resp.status_code, resp.headers.get("Retry-After"),
                                 resp.is_redirect, _read_at_most(resp, MAX_TOKEN_RESPONSE))
         except requests.RequestException as err:
-            failure = _unreachable(settings, err, limit)
-        if limit.expired:
+            failure = _unreachable(settings, err, limit, deadline)
+        if limit.fired:
             # Cut off mid-answer: what was read may look complete (headers ended by EOF, a
             # body without Content-Length) but is not the server's whole answer.
-            answer, failure = None, _unreachable(settings, None, limit)
+            answer, failure = None, _unreachable(settings, None, limit, deadline)
     if answer is None:
         # Raised out here, not in the except block: no chained exception keeps requests'
         # frames alive, and with them the request body that holds the secret.
@@ -105,11 +107,11 @@ def _read_at_most(resp: requests.Response, limit: int) -> bytes | None:
 
 
 def _unreachable(settings: Settings, err: requests.RequestException | None,
-                 limit: Deadline) -> str:
+                 limit: Watch, seconds: float) -> str:
     url, client = settings.token_url, settings.client_id
-    if limit.expired or limit.remaining() <= 0:
+    if limit.fired or limit.remaining() <= 0:
         return (f"the token endpoint {url} did not answer client {client!r} within "
-                f"{limit.seconds:g} s (the limit of a token request, retries included); "
+                f"{seconds:g} s (the limit of a token request, retries included); "
                 "check the network and AXELGLOBE_TOKEN_URL, then try again")
     return (f"could not reach the token endpoint {url} for client {client!r} "
             f"({type(err).__name__}); check the network and AXELGLOBE_TOKEN_URL, then try "
