@@ -393,7 +393,7 @@ def test_fork_while_another_thread_holds_the_lock(
     if pid == 0:  # child: the held lock must have been renewed
         signal.alarm(10)
         try:
-            provider._current = None  # force the locked path (reads the cache file)
+            provider._flight.current = None  # force the locked path (reads the cache file)
             ok = provider.token().access_token == "tok-1"
         except BaseException:
             ok = False
