@@ -1,8 +1,9 @@
 """Deadlines on HTTP exchanges: one watchdog thread shuts down the sockets of overdue requests.
 
 requests' ``timeout=(connect, read)`` bounds each socket operation, not the exchange: a
-server that sends a byte every few seconds (into a TLS handshake, a status line, headers
-or a body) never trips a read timeout, and retries multiply the rest. Inside a
+server that sends a byte every few seconds into a status line, headers or a body never
+trips a read timeout, a TLS handshake is bounded by the connect timeout only, and retries
+multiply the rest. Inside a
 :func:`deadline` block, every connection that a :class:`WatchedAdapter` opens or reads a
 response from in that thread is watched; when the time is up, the one watchdog thread of
 the process shuts those sockets down, so the blocked read fails at once as a dropped
