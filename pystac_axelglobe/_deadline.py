@@ -1,159 +1,290 @@
-"""An overall deadline for one HTTP exchange, retries included.
+"""Deadlines on HTTP exchanges: one watchdog thread shuts down the sockets of overdue requests.
 
 requests' ``timeout=(connect, read)`` bounds each socket operation, not the exchange: a
-server that sends a byte every few seconds never trips a 30 s read timeout, and urllib3's
-retries multiply the rest. :class:`Deadline` bounds the whole: while it is active in a
-thread, every connection that a :class:`DeadlineAdapter` opens in that thread is watched,
-and when the time is up a timer shuts those sockets down, so the blocked read fails at once
-(urllib3 then raises, and a deadline-aware ``Retry`` stops retrying).
+server that sends a byte every few seconds into a status line, headers or a body never
+trips a read timeout, a TLS handshake is bounded by the connect timeout only, and retries
+multiply the rest. Inside a
+:func:`deadline` block, every connection that a :class:`WatchedAdapter` opens or reads a
+response from in that thread is watched; when the time is up, the one watchdog thread of
+the process shuts those sockets down, so the blocked read fails at once as a dropped
+connection (and a deadline-aware ``Retry`` stops retrying). ``watch.fired`` then tells that
+the deadline did it.
+
+Two kinds of users, one mechanism: a token request (:mod:`._token_endpoint`: 90 s, retries
+included) and a download or resolve (:mod:`.downloads`, :mod:`.presigned`: the time without
+progress, moved on with :meth:`Watch.extend` when bytes arrive at a useful speed).
 
 Example:
     >>> import requests
     >>> session = requests.Session()
-    >>> session.mount("http://", DeadlineAdapter())
-    >>> with Deadline(5.0) as deadline:  # doctest: +SKIP
+    >>> session.mount("http://", WatchedAdapter())
+    >>> with deadline(time.monotonic() + 5) as watch:  # doctest: +SKIP
     ...     session.get("http://127.0.0.1:8000/", timeout=(2, 2))
-    >>> deadline.expired  # doctest: +SKIP
+    >>> watch.fired  # doctest: +SKIP
     False
 """
 
 from __future__ import annotations
 
+import contextlib
+import heapq
+import itertools
+import os
 import socket
 import threading
 import time
-from types import TracebackType
+from collections.abc import Iterator
 from typing import Any
 
-from requests.adapters import HTTPAdapter
+import requests.adapters
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.poolmanager import ProxyManager
 
-_active = threading.local()
 
+class Watch:
+    """The sockets one thread reads within a :func:`deadline` block, and when to cut them.
 
-class Deadline:
-    """A time limit on everything sent through a :class:`DeadlineAdapter` in this thread.
+    Each socket is kept as a duplicate: shutting the duplicate down stops the connection
+    (one connection, two descriptors), and urllib3 cannot close and reuse it under us.
 
-    Args:
-        seconds: The limit, from entering the ``with`` block.
+    Attributes:
+        at: When the deadline passes, on the ``time.monotonic()`` clock.
+        fired: Whether it passed while the block was open (the sockets were shut down).
 
     Example:
-        >>> with Deadline(60.0) as d:
-        ...     0 < d.remaining() <= 60.0
-        True
+        >>> watch = Watch(time.monotonic() + 60)
+        >>> 59 < watch.remaining() <= 60, watch.fired
+        (True, False)
     """
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        #: When it ends, on the ``time.monotonic()`` clock.
-        self.at = time.monotonic() + seconds
-        #: Whether the time ran out (sockets were shut down).
-        self.expired = False
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.fired = False
+        self.active = True
+        self._socks: list[socket.socket] = []
         self._lock = threading.Lock()
-        # Duplicates of the watched sockets: shutting one down stops the original (same
-        # connection), and a duplicate cannot be closed and reused under us by urllib3.
-        self._sockets: list[socket.socket] = []
-        self._timer = threading.Timer(max(0.0, seconds), self._expire)
-        self._timer.daemon = True
 
     def remaining(self) -> float:
-        """Seconds left (0 when expired)."""
+        """Seconds left before the deadline (0 once it has passed)."""
         return max(0.0, self.at - time.monotonic())
 
-    def __enter__(self) -> Deadline:
-        self.at = time.monotonic() + self.seconds
-        _active.deadline = self
-        self._timer.start()
-        return self
+    def add(self, sock: Any) -> None:
+        """Watch ``sock`` too (shut down at once if the deadline has passed).
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self._timer.cancel()
-        _active.deadline = None
-        with self._lock:
-            sockets, self._sockets = self._sockets, []
-        for sock in sockets:
-            sock.close()
-
-    def watch(self, sock: socket.socket) -> None:
-        """Shut ``sock`` down when the deadline passes (at once if it has)."""
-        try:
-            copy = sock.dup()
-        except OSError:
+        Any object with a ``fileno()`` will do: a plain socket, an ``SSLSocket``, urllib3's
+        TLS-in-TLS transport.
+        """
+        copy = _duplicate(sock)
+        if copy is None:  # closed already: nothing left to cut
             return
         with self._lock:
-            if not self.expired:
-                self._sockets.append(copy)
+            if self.active and not self.fired:
+                self._socks.append(copy)
                 return
-        _shut(copy)
+        if self.fired:
+            _shutdown(copy)
         copy.close()
 
-    def _expire(self) -> None:
+    def extend(self, at: float) -> None:
+        """Move the deadline to ``at`` (later), e.g. after progress."""
+        if at > self.at:
+            self.at = at
+            _watchdog.add(self)
+
+    def close(self) -> None:
+        """The block has ended: stop watching (the duplicates are closed, not shut down)."""
         with self._lock:
-            self.expired = True
-            sockets = list(self._sockets)
-        for sock in sockets:
-            _shut(sock)
+            self.active, socks, self._socks = False, self._socks, []
+        for sock in socks:
+            sock.close()
+
+    def expire(self) -> None:
+        """Shut down every watched socket: a blocked read returns at once."""
+        with self._lock:
+            if not self.active:  # ended meanwhile: its sockets are others' business now
+                return
+            self.fired, socks, self._socks = True, self._socks, []
+        for sock in socks:
+            _shutdown(sock)
+            sock.close()
 
 
-def active() -> Deadline | None:
-    """The deadline active in this thread, if any."""
-    return getattr(_active, "deadline", None)
+def _duplicate(sock: Any) -> socket.socket | None:
+    # socket.dup() exists on plain sockets only (an SSLSocket refuses it): duplicate the
+    # descriptor instead, which works for every kind and on Windows too.
+    try:
+        fd = socket.dup(sock.fileno())
+    except (OSError, ValueError):  # closed already
+        return None
+    try:
+        return socket.socket(fileno=fd)
+    except OSError:
+        socket.close(fd)
+        return None
 
 
-def _shut(sock: socket.socket) -> None:
+def _shutdown(sock: socket.socket) -> None:
     try:
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:  # already closed by the peer or by urllib3
+    except OSError:  # already closed by the peer
         pass
 
 
+class _Watchdog:
+    """One daemon thread that expires watches at their deadlines (started on first use).
+
+    One thread for every deadline of the process: a thread per request (a ``Timer``) would
+    cost a thread start on every token request and every file.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        # Also after fork: the thread does not exist in the child, and the condition may be
+        # held by a thread that does not exist either.
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Watch]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def add(self, watch: Watch) -> None:
+        """Expire ``watch`` at ``watch.at`` (again, if it was moved)."""
+        with self._cond:
+            # Watches whose blocks have ended need no waking up for: drop those in front.
+            while self._heap and not self._heap[0][2].active:
+                heapq.heappop(self._heap)
+            entry = (watch.at, next(self._order), watch)
+            heapq.heappush(self._heap, entry)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, daemon=True,
+                                                name="axelglobe-deadlines")
+                self._thread.start()
+            if self._heap[0] is entry:
+                # Woken only when it must wake up earlier: two requests per file would
+                # otherwise each cost a thread switch for nothing.
+                self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap:
+                    self._cond.wait()
+                at, _, watch = self._heap[0]
+                wait = at - time.monotonic()
+                if watch.active and wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+            # An extended watch has a later entry in the heap too; this one is stale.
+            if watch.active and watch.at <= at:
+                watch.expire()
+
+
+# Reset in place after fork (not replaced): modules that imported it keep the live one.
+_watchdog = _Watchdog()
+_local = threading.local()
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_watchdog._reset)
+
+
+@contextlib.contextmanager
+def deadline(at: float) -> Iterator[Watch]:
+    """Cut off this thread's requests through a :class:`WatchedAdapter` at ``at`` (monotonic).
+
+    A request cut off fails as a dropped connection (``requests.ConnectionError`` or
+    urllib3's ``ProtocolError``); ``watch.fired`` then tells that the deadline did it. A
+    block inside another watches the requests sent inside it; the outer one resumes after.
+
+    Example:
+        >>> with deadline(time.monotonic() + 60) as watch:
+        ...     active() is watch
+        True
+        >>> watch.fired, active() is None
+        (False, True)
+    """
+    watch = Watch(at)
+    previous = active()
+    _local.watch = watch
+    _watchdog.add(watch)
+    try:
+        yield watch
+    finally:
+        watch.close()
+        _local.watch = previous
+
+
+def active() -> Watch | None:
+    """The watch of this thread's innermost :func:`deadline` block, if any."""
+    return getattr(_local, "watch", None)
+
+
 class _WatchedHTTPConnection(HTTPConnection):
+    # The watch this connection's socket was last given to: a response read on a pooled
+    # connection within the same block costs no second duplicate.
+    _watched_by: Watch | None = None
+
     def _new_conn(self) -> socket.socket:
         sock = super()._new_conn()
-        deadline = active()
-        if deadline is not None:
-            # Before TLS: a server that trickles its handshake is cut off too.
-            deadline.watch(sock)
+        # Before TLS (and before a proxy's CONNECT): a server that trickles its handshake
+        # is cut off too.
+        self._watched_by = active()
+        if self._watched_by is not None:
+            self._watched_by.add(sock)
         return sock
+
+    def getresponse(self) -> Any:
+        # Every response, on a new or a pooled connection, is read under the thread's watch.
+        watch = active()
+        if watch is not None and watch is not self._watched_by and self.sock is not None:
+            watch.add(self.sock)
+            self._watched_by = watch
+        return super().getresponse()
 
 
 class _WatchedHTTPSConnection(_WatchedHTTPConnection, HTTPSConnection):
     pass
 
 
-class _WatchedHTTPPool(HTTPConnectionPool):
+# Named as urllib3's own: urllib3 puts the pool's class name in its error messages.
+class _HTTPConnectionPool(HTTPConnectionPool):
     ConnectionCls = _WatchedHTTPConnection
 
 
-class _WatchedHTTPSPool(HTTPSConnectionPool):
+class _HTTPSConnectionPool(HTTPSConnectionPool):
     ConnectionCls = _WatchedHTTPSConnection
 
 
-class DeadlineAdapter(HTTPAdapter):
-    """An ``HTTPAdapter`` whose connections obey the :class:`Deadline` of their thread.
+_HTTPConnectionPool.__name__ = _HTTPConnectionPool.__qualname__ = "HTTPConnectionPool"
+_HTTPSConnectionPool.__name__ = _HTTPSConnectionPool.__qualname__ = "HTTPSConnectionPool"
+_WATCHED_POOLS = {"http": _HTTPConnectionPool, "https": _HTTPSConnectionPool}
 
-    Without an active deadline it behaves as a plain ``HTTPAdapter``. Connections through an
-    HTTP(S) proxy are watched too (through SOCKS they are not; a deadline-aware ``Retry``
-    still stops their retries).
+
+class WatchedAdapter(requests.adapters.HTTPAdapter):
+    """An ``HTTPAdapter`` whose connections obey :func:`deadline` (direct or via HTTP proxy).
+
+    Without a deadline block it behaves as a plain ``HTTPAdapter``. Through a SOCKS proxy
+    the connections are not watched (its pools are its own); a deadline-aware ``Retry``
+    still ends their retries.
+
+    Example:
+        >>> WatchedAdapter(max_retries=0).max_retries.total
+        0
     """
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        """As ``HTTPAdapter.init_poolmanager``, with watched connection pools."""
+        """As requests' own, with watched connection pools."""
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = _WATCHED
+        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        """As ``HTTPAdapter.proxy_manager_for``; an HTTP(S) proxy's connections are watched."""
+        """As requests' own; an HTTP(S) proxy's connections are watched too."""
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if isinstance(manager, ProxyManager):  # not SOCKS: its pools are its own
-            manager.pool_classes_by_scheme = _WATCHED
+        if isinstance(manager, ProxyManager):  # not SOCKS
+            manager.pool_classes_by_scheme = _WATCHED_POOLS
         return manager
 
 
-_WATCHED = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
-
-
-__all__ = ["Deadline", "DeadlineAdapter", "active"]
+__all__ = ["Watch", "WatchedAdapter", "active", "deadline"]

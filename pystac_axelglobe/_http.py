@@ -2,7 +2,8 @@
 
 - :class:`Session`: a ``requests.Session`` that reads the environment once per origin and
   whose connections obey :func:`deadline`.
-- :func:`deadline`: inside the block, the requests this thread sends are cut off (their
+- :func:`deadline` (from :mod:`._deadline`, the one watchdog of the package, shared with
+  token requests): inside the block, the requests this thread sends are cut off (their
   sockets shut down) once a moment passes. A read timeout bounds each *silence*; only this
   bounds a server that trickles a byte every few seconds into the status line or headers.
 - :func:`count_failure`: one failed attempt counted on a urllib3 ``Retry``, its backoff
@@ -16,24 +17,18 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-import heapq
-import itertools
-import os
-import socket
 import threading
 import time
-from collections.abc import Generator, Iterator, Mapping
+from collections.abc import Generator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-import requests.adapters
 import urllib3.exceptions
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.retry import Retry
 
+from ._deadline import Watch, WatchedAdapter, deadline
+from ._deadline import _watchdog as _watchdog  # the one watchdog (tests reach it here)
 from ._redact import redact
 from .errors import AssetError
 
@@ -47,183 +42,6 @@ def display(url: str) -> str:
     """
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.scheme else parts.path
-
-
-# --- deadlines: a watchdog thread that shuts down the sockets of overdue requests ----------
-
-class Watch:
-    """The sockets one thread reads within a :func:`deadline` block.
-
-    Attributes:
-        fired: Whether the deadline passed and the sockets were shut down.
-    """
-
-    def __init__(self, at: float) -> None:
-        self.at = at
-        self.fired = False
-        self.active = True
-        self._socks: list[socket.socket] = []
-        self._lock = threading.Lock()
-
-    def add(self, sock: socket.socket) -> None:
-        """Watch ``sock`` too (shut down at once if the deadline has passed)."""
-        with self._lock:
-            if not self.fired:
-                self._socks.append(sock)
-                return
-        _shutdown(sock)
-
-    def extend(self, at: float) -> None:
-        """Move the deadline to ``at`` (later), e.g. after progress."""
-        if at > self.at:
-            self.at = at
-            _watchdog.add(self)
-
-    def close(self) -> None:
-        """The block has ended: stop watching (and forget the sockets)."""
-        self.active = False
-        with self._lock:
-            self._socks = []
-
-    def expire(self) -> None:
-        """Shut down every watched socket: a blocked read returns at once."""
-        with self._lock:
-            self.fired, socks, self._socks = True, self._socks, []
-        for sock in socks:
-            _shutdown(sock)
-
-
-def _shutdown(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:  # already closed
-        pass
-
-
-class _Watchdog:
-    """One daemon thread that expires watches at their deadlines (started on first use)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, Watch]] = []
-        self._order = itertools.count()
-        self._thread: threading.Thread | None = None
-
-    def add(self, watch: Watch) -> None:
-        with self._cond:
-            # Watches whose blocks have ended need no waking up for: drop those in front.
-            while self._heap and not self._heap[0][2].active:
-                heapq.heappop(self._heap)
-            entry = (watch.at, next(self._order), watch)
-            heapq.heappush(self._heap, entry)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, daemon=True,
-                                                name="axelglobe-deadlines")
-                self._thread.start()
-            if self._heap[0] is entry:
-                # Woken only when it must wake up earlier: two requests per file would
-                # otherwise each cost a thread switch for nothing.
-                self._cond.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._heap:
-                    self._cond.wait()
-                at, _, watch = self._heap[0]
-                wait = at - time.monotonic()
-                if watch.active and wait > 0:
-                    self._cond.wait(wait)
-                    continue
-                heapq.heappop(self._heap)
-            # An extended watch has a later entry in the heap too; this one is stale.
-            if watch.active and watch.at <= at:
-                watch.expire()
-
-
-_watchdog = _Watchdog()
-_local = threading.local()
-
-
-def _reset_after_fork() -> None:
-    # The watchdog thread does not exist in a forked child; start a new one when needed.
-    global _watchdog
-    _watchdog = _Watchdog()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_after_fork)
-
-
-@contextlib.contextmanager
-def deadline(at: float) -> Iterator[Watch]:
-    """Cut off this thread's requests on a :class:`Session` once ``time.monotonic()`` is ``at``.
-
-    A request cut off fails as a dropped connection (``requests.ConnectionError`` or
-    urllib3's ``ProtocolError``); ``watch.fired`` then tells that the deadline did it.
-
-    Example:
-        >>> with deadline(time.monotonic() + 60) as watch:
-        ...     pass
-        >>> watch.fired
-        False
-    """
-    watch = Watch(at)
-    previous = getattr(_local, "watch", None)
-    _local.watch = watch
-    _watchdog.add(watch)
-    try:
-        yield watch
-    finally:
-        watch.close()
-        _local.watch = previous
-
-
-class _WatchedHTTPConnection(HTTPConnection):
-    def getresponse(self) -> Any:
-        # Every response, on a new or a pooled connection, is read under the thread's watch.
-        watch: Watch | None = getattr(_local, "watch", None)
-        if watch is not None and self.sock is not None:
-            watch.add(self.sock)
-        return super().getresponse()
-
-
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def getresponse(self) -> Any:
-        watch: Watch | None = getattr(_local, "watch", None)
-        if watch is not None and self.sock is not None:
-            watch.add(self.sock)
-        return super().getresponse()
-
-
-# Named as urllib3's own: urllib3 puts the pool's class name in its error messages.
-class _HTTPConnectionPool(HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-
-class _HTTPSConnectionPool(HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
-
-
-_HTTPConnectionPool.__name__ = _HTTPConnectionPool.__qualname__ = "HTTPConnectionPool"
-_HTTPSConnectionPool.__name__ = _HTTPSConnectionPool.__qualname__ = "HTTPSConnectionPool"
-_WATCHED_POOLS = {"http": _HTTPConnectionPool, "https": _HTTPSConnectionPool}
-
-
-class WatchedAdapter(requests.adapters.HTTPAdapter):
-    """An ``HTTPAdapter`` whose connections obey :func:`deadline` (direct or via HTTP proxy)."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        """As requests' own, with watched connection pools."""
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        """As requests' own, with watched connection pools (SOCKS proxies keep theirs)."""
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if not proxy.lower().startswith("socks"):
-            manager.pool_classes_by_scheme = _WATCHED_POOLS
-        return manager
 
 
 class Session(requests.Session):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import secrets
 import stat
@@ -68,6 +69,18 @@ def load_json_object(data: bytes) -> dict[str, Any] | None:
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
     return value if isinstance(value, dict) else None
+
+
+def number(value: Any) -> float:
+    """A value read from a cache file as a number: anything but a finite one counts as 0.
+
+    Example:
+        >>> number(12), number("12"), number(float("nan")), number(True)
+        (12.0, 0.0, 0.0, 0.0)
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return 0.0
 
 
 class CacheFile:
@@ -228,4 +241,4 @@ def make_private_folder(path: Path) -> None:
 
 
 __all__ = ["CACHE_KEYS", "MAX_CACHE_BYTES", "CacheFile", "CacheState", "load_json_object",
-           "make_private_folder"]
+           "make_private_folder", "number"]

@@ -1,9 +1,10 @@
 """The token endpoint: one client-credentials request, bounded, and its answer distrusted.
 
 :func:`post_credentials` sends the request over a private session (the user's hooks and
-adapters never see the secret) within an overall deadline (:mod:`._deadline`), follows no
-redirect, and reads at most :data:`MAX_TOKEN_RESPONSE` bytes. :func:`read_token` accepts
-only a JSON object with a header-safe ``access_token`` and a sane ``expires_in``; what it
+adapters never see the secret) within an overall deadline (:func:`._deadline.deadline`, the
+package's one watchdog), follows no redirect, and reads at most :data:`MAX_TOKEN_RESPONSE`
+bytes. :func:`read_token` accepts only a JSON object with a header-safe ``access_token``
+and a sane ``expires_in`` (:func:`token_from` makes it a :class:`~._token.Token`); what it
 says about anything else never quotes the token. No function here keeps the secret in a
 local that outlives the request (traceback tools print locals).
 
@@ -19,25 +20,22 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import time
 from typing import Any
 
 import requests
 from urllib3.util.retry import Retry
 
-from ._deadline import Deadline, DeadlineAdapter
+from ._deadline import Watch, WatchedAdapter
+from ._deadline import deadline as watched_until
 from ._retry import with_deadline
+from ._token import DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME, Token, header_safe
 from ._token_cache import load_json_object
-from .errors import APIRequestError, AuthenticationError, AxelGlobeError
-from .settings import Settings
+from .errors import APIRequestError, AuthenticationError, AxelGlobeError, ConfigurationError
+from .settings import ENV_CACHE_DIR, ENV_CLIENT_SECRET, Settings
 
-#: A token said to live longer than this (a year) is taken as garbage.
-MAX_TOKEN_LIFETIME = 366 * 86400.0
-#: The lifetime of a token whose answer gives no ``expires_in`` (AxelGlobe's: a day).
-DEFAULT_TOKEN_LIFETIME = 86400.0
 #: A token endpoint's answer longer than this is not a token response.
 MAX_TOKEN_RESPONSE = 64 * 1024
-#: What goes into an ``Authorization`` header: visible ASCII (no CR/LF: header injection).
-_HEADER_SAFE = re.compile(r"[\x21-\x7e]{1,8192}")
 _DIGITS = re.compile(r"\d{1,10}(?:\.\d{1,9})?")
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,20}")
 
@@ -53,6 +51,21 @@ class Answer:
     body: bytes | None = dataclasses.field(repr=False)
 
 
+def require_secret(settings: Settings) -> None:
+    """Raise unless ``settings`` holds the client secret a token request needs.
+
+    Example:
+        >>> require_secret(Settings.from_env(client_id="me", client_secret="s"))
+    """
+    if not settings.client_secret:
+        raise ConfigurationError(
+            f"a token for client {settings.client_id!r} must be fetched, but no client "
+            f"secret is configured: set {ENV_CLIENT_SECRET} (or pass client_secret=). A "
+            "pickled AxelGlobeAuth carries no client secret; on another process it uses the "
+            f"token cache ({ENV_CACHE_DIR}) or {ENV_CLIENT_SECRET}."
+        )
+
+
 def post_credentials(settings: Settings, *, retry: Retry, timeout: tuple[float, float],
                      deadline: float) -> Answer:
     """POST the client credentials to ``settings.token_url``; the answer within ``deadline`` s.
@@ -65,8 +78,8 @@ def post_credentials(settings: Settings, *, retry: Retry, timeout: tuple[float, 
     answer = None
     # One session per request: token requests are rare, and a fresh connection is one the
     # deadline watches.
-    with Deadline(deadline) as limit, requests.Session() as session:
-        adapter = DeadlineAdapter(max_retries=with_deadline(retry, limit.at))
+    with watched_until(time.monotonic() + deadline) as limit, requests.Session() as session:
+        adapter = WatchedAdapter(max_retries=with_deadline(retry, limit.at))
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         try:
@@ -76,11 +89,11 @@ def post_credentials(settings: Settings, *, retry: Retry, timeout: tuple[float, 
                 answer = Answer(resp.status_code, resp.headers.get("Retry-After"),
                                 resp.is_redirect, _read_at_most(resp, MAX_TOKEN_RESPONSE))
         except requests.RequestException as err:
-            failure = _unreachable(settings, err, limit)
-        if limit.expired:
+            failure = _unreachable(settings, err, limit, deadline)
+        if limit.fired:
             # Cut off mid-answer: what was read may look complete (headers ended by EOF, a
             # body without Content-Length) but is not the server's whole answer.
-            answer, failure = None, _unreachable(settings, None, limit)
+            answer, failure = None, _unreachable(settings, None, limit, deadline)
     if answer is None:
         # Raised out here, not in the except block: no chained exception keeps requests'
         # frames alive, and with them the request body that holds the secret.
@@ -105,25 +118,15 @@ def _read_at_most(resp: requests.Response, limit: int) -> bytes | None:
 
 
 def _unreachable(settings: Settings, err: requests.RequestException | None,
-                 limit: Deadline) -> str:
+                 limit: Watch, seconds: float) -> str:
     url, client = settings.token_url, settings.client_id
-    if limit.expired or limit.remaining() <= 0:
+    if limit.fired or limit.remaining() <= 0:
         return (f"the token endpoint {url} did not answer client {client!r} within "
-                f"{limit.seconds:g} s (the limit of a token request, retries included); "
+                f"{seconds:g} s (the limit of a token request, retries included); "
                 "check the network and AXELGLOBE_TOKEN_URL, then try again")
     return (f"could not reach the token endpoint {url} for client {client!r} "
             f"({type(err).__name__}); check the network and AXELGLOBE_TOKEN_URL, then try "
             "again")
-
-
-def header_safe(token: str) -> bool:
-    r"""Whether ``token`` can go into an ``Authorization`` header as it is.
-
-    Example:
-        >>> header_safe("eyJ.abc-_~+/="), header_safe("a\r\nX-Injected: 1"), header_safe("é")
-        (True, False, False)
-    """
-    return _HEADER_SAFE.fullmatch(token) is not None
 
 
 def read_token(body: bytes | None) -> tuple[str, float] | str:
@@ -171,6 +174,27 @@ def _lifetime(value: Any) -> float | None:
     return seconds if math.isfinite(seconds) and 1 <= seconds <= MAX_TOKEN_LIFETIME else None
 
 
+def token_from(answer: Answer, settings: Settings, issued_at: float) -> Token:
+    """The token of a 200 ``answer`` to a request sent at ``issued_at`` (epoch seconds).
+
+    Raises:
+        AuthenticationError: The answer holds no usable token (what is wrong is said, the
+            token never quoted).
+
+    Example:
+        >>> answer = Answer(200, None, False, b'{"access_token": "t", "expires_in": 60}')
+        >>> token_from(answer, Settings.from_env(client_id="me"), 1000.0).expires_at
+        1060.0
+    """
+    read = read_token(answer.body)
+    if isinstance(read, str):
+        raise AuthenticationError(
+            f"the token endpoint {settings.token_url} answered HTTP 200 without a usable "
+            f"token for client {settings.client_id!r}: {read}; is AXELGLOBE_TOKEN_URL the "
+            "OAuth token endpoint?", client_id=settings.client_id or "", status=200)
+    return Token(read[0], expires_at=issued_at + read[1], issued_at=issued_at)
+
+
 def refusal(answer: Answer, settings: Settings) -> AxelGlobeError:
     """The error an answer means that is neither a token nor a restriction.
 
@@ -211,5 +235,5 @@ def _oauth_error(body: bytes | None, secret: str) -> tuple[str, str]:
             clean(data.get("error_description") or "", 300))
 
 
-__all__ = ["DEFAULT_TOKEN_LIFETIME", "MAX_TOKEN_LIFETIME", "MAX_TOKEN_RESPONSE", "Answer",
-           "header_safe", "post_credentials", "read_token", "refusal"]
+__all__ = ["MAX_TOKEN_RESPONSE", "Answer", "post_credentials", "read_token", "refusal",
+           "require_secret", "token_from"]

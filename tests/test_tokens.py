@@ -393,7 +393,7 @@ def test_fork_while_another_thread_holds_the_lock(
     if pid == 0:  # child: the held lock must have been renewed
         signal.alarm(10)
         try:
-            provider._current = None  # force the locked path (reads the cache file)
+            provider._flight.current = None  # force the locked path (reads the cache file)
             ok = provider.token().access_token == "tok-1"
         except BaseException:
             ok = False
@@ -710,3 +710,38 @@ def test_pickled_provider_keeps_its_limits(tmp_path: Path) -> None:
     back = pickle.loads(pickle.dumps(provider))
     assert (back.deadline, back.max_token_requests) == (5, 2)
     assert back.settings.client_secret is None
+
+
+# The names pystac_axelglobe.tokens offered before it was split into rooms (tokens.py 812
+# lines, issue 13): callers, dask graphs pickled by an earlier run and cluster.py import them.
+EARLIER_NAMES = ["DEFAULT_DEADLINE", "DEFAULT_REFRESH_FRACTION", "DEFAULT_REFRESH_MARGIN",
+                 "DEFAULT_TIMEOUT", "FAILURE_HOLD", "MAX_TOKEN_LIFETIME", "MAX_TOKEN_REQUESTS",
+                 "MAX_TOKEN_RESPONSE", "RESTRICTION_THRESHOLD", "TOKEN_REQUEST_WINDOW", "Token",
+                 "TokenProvider", "TokenSource", "credential_key", "default_retry",
+                 "parse_retry_after", "set_token_source", "_unpickle_provider"]
+
+
+@pytest.mark.parametrize("name", EARLIER_NAMES)
+def test_names_of_the_earlier_layout_still_import(name: str) -> None:
+    from pystac_axelglobe import tokens
+
+    assert getattr(tokens, name) is not None
+
+
+def test_limits_and_a_source_set_through_tokens_reach_the_provider(tmp_path: Path) -> None:
+    from pystac_axelglobe import tokens
+
+    # The defaults keep their values, and a source set through the front door is the one
+    # a provider asks (the same registry, not a copy).
+    assert (tokens.MAX_TOKEN_REQUESTS, tokens.TOKEN_REQUEST_WINDOW) == (3, 600.0)
+    assert (tokens.DEFAULT_TIMEOUT, tokens.DEFAULT_DEADLINE, tokens.FAILURE_HOLD) == (
+        (10.0, 30.0), 90.0, 10.0)
+    settings = make_settings(tmp_path)
+    key = tokens.credential_key(settings)
+    given = Token("from-source", expires_at=time.time() + 3600, issued_at=time.time())
+    tokens.set_token_source(key, lambda s, failed, fresh: given)
+    try:
+        assert TokenProvider(settings).token().access_token == "from-source"
+    finally:
+        tokens.set_token_source(key, None)
+    assert key not in tokens._SOURCES

@@ -442,7 +442,7 @@ FAILURES: dict[str, Callable[[Seen], Reply]] = {
 def _get_with_auth(token_url: str, cache_dir: Path) -> None:
     # The secret is not a local of the test either: built in here, gone when this raises.
     auth = AxelGlobeAuth(settings=settings_for(token_url, cache_dir))
-    auth.provider._retry = auth.provider._retry.new(backoff_factor=0)  # fast 5xx retries
+    auth.provider._flight.retry = auth.provider._flight.retry.new(backoff_factor=0)  # fast 5xx
     requests.get(auth.settings.api_url, auth=auth, timeout=5)
 
 
@@ -473,13 +473,13 @@ def test_failed_401_refresh_traceback_shows_neither_secret_nor_token(
     with Server(lambda seen: next(replies)) as endpoint:
         auth = AxelGlobeAuth(settings=settings_for(endpoint.url("/oauth/token"), tmp_path,
                                                    api_url=api_401.url("/stac")))
-        auth.provider._retry = token_retry().new(status=0, total=0)  # the 500 at once
+        auth.provider._flight.retry = token_retry().new(status=0, total=0)  # the 500 at once
         with pytest.raises(APIRequestError, match="HTTP 500") as info:
             requests.get(api_401.url("/stac"), auth=auth, timeout=30)
     err = info.value
     report = "".join(traceback.TracebackException(type(err), err, err.__traceback__,
                                                   capture_locals=True).format())
-    assert "handle_401" in report and "_obtain" in report and "CacheState(keys=" in report
+    assert "handle_401" in report and "obtain" in report and "CacheState(keys=" in report
     assert SECRET not in report and TOKEN not in report
 
 
