@@ -63,8 +63,17 @@ def _numbers(value: Any, what: str) -> list[float]:
     return numbers
 
 
-def check_bbox(bbox: Any) -> list[float]:
+#: What a valid bbox looks like, as the errors of :func:`check_bbox` say it by default.
+BBOX_HINT = " (a valid bbox: [minX, minY, maxX, maxY] in lon/lat, e.g. [133, 35, 137, 36])"
+
+
+def check_bbox(bbox: Any, *, hint: str = BBOX_HINT) -> list[float]:
     """Validate a bbox (4 or 6 numbers, lon/lat, min <= max) and return it as floats.
+
+    Args:
+        bbox: a list of numbers, or the text ``"minX,minY,maxX,maxY"``.
+        hint: appended to each error, saying what a valid bbox looks like (the command
+            line says it in its own syntax).
 
     Raises:
         InvalidQueryError: saying what is wrong and what a valid bbox looks like.
@@ -73,7 +82,6 @@ def check_bbox(bbox: Any) -> list[float]:
         >>> check_bbox("133,35,137,36")
         [133.0, 35.0, 137.0, 36.0]
     """
-    hint = " (a valid bbox: [minX, minY, maxX, maxY] in lon/lat, e.g. [133, 35, 137, 36])"
     numbers = _numbers(bbox, "bbox")
     if len(numbers) not in (4, 6):
         raise InvalidQueryError(f"bbox must have 4 or 6 numbers, got {len(numbers)}" + hint)
@@ -400,6 +408,7 @@ def check_limit(limit: Any, max_items: Any = None) -> None:
 
 
 __all__ = [
+    "BBOX_HINT",
     "check_bbox",
     "check_datetime",
     "check_id_list",
