@@ -558,18 +558,3 @@ def test_collections_as_a_subprocess(emulator_env: Emulator) -> None:
     proc = run_subprocess("collections")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["grus-1\tGRUS 1\t2019-10-15/.."]
-
-
-# odc-geo (not ours) still calls shapely.ops.transform and multiplies Affines with `*` when
-# it turns the load's bbox into a grid.
-@pytest.mark.filterwarnings("ignore:The 'shapely.ops.transform:DeprecationWarning")
-@pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")
-def test_demo_in_process_leaves_no_token_behind(tmp_path: Path) -> None:
-    result = run("demo", "--output", str(tmp_path / "demo"))
-    assert result.exit_code == 0
-    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
-    assert [s["name"] for s in summary["scenarios"]] == [
-        "item-cloud-cover", "aoi-cloud-cover", "multipolygon-aoi-cloud-cover", "capture-id"]
-    assert (tmp_path / "demo" / "quicklook.png").is_file()
-    # The demo's token went to a temporary cache, not to the user's.
-    assert not list(Path(os.environ["AXELGLOBE_CACHE_DIR"]).rglob("*.json"))

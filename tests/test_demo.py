@@ -8,6 +8,7 @@ download and compute the same.
 from __future__ import annotations
 
 import json
+import os
 import re
 import struct
 import subprocess
@@ -35,16 +36,22 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module", params=["with-capture-ids", "without-capture-ids"])
 def demo_output(request: pytest.FixtureRequest,
                 tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, bool]:
-    """The output folder, what the demo printed, and whether the items carried their ids."""
+    """The output folder, what the demo printed, and whether the items carried their ids.
+
+    The user's token cache (``AXELGLOBE_CACHE_DIR``) is ``user-cache`` beside the output.
+    """
     out = tmp_path_factory.mktemp("demo") / "axelglobe-demo"
+    user_cache = out.parent / "user-cache"
     if request.param == "with-capture-ids":
+        env = {**os.environ, "AXELGLOBE_CACHE_DIR": str(user_cache)}
         proc = subprocess.run([sys.executable, "-m", "pystac_axelglobe.cli", "demo",
                                "--output", str(out)], capture_output=True, text=True,
-                              timeout=240, check=False)
+                              timeout=240, check=False, env=env)
         assert proc.returncode == 0, proc.stderr
         return out, proc.stdout, True
     lines: list[str] = []
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AXELGLOBE_CACHE_DIR", str(user_cache))
         # odc-geo (not ours) still calls shapely.ops.transform and multiplies Affines with *
         warnings.filterwarnings("ignore", "The 'shapely.ops.transform", DeprecationWarning)
         warnings.filterwarnings("ignore", "Use `@` matmul", PendingDeprecationWarning)
@@ -139,6 +146,13 @@ def test_downloads_are_the_capture_tci_files(demo_output: tuple[Path, str, bool]
         assert path.read_bytes() == archive.asset_path(item_id, path.name).read_bytes()
         assert path.name.endswith("_tci.tif")
         assert f"{entry['bytes']} bytes" in (out / "summary.txt").read_text()
+
+
+def test_demo_leaves_no_token_behind(demo_output: tuple[Path, str, bool]) -> None:
+    # The demo's token goes to a temporary cache, not to the user's.
+    out, _, _ = demo_output
+    assert not list((out.parent / "user-cache").rglob("*.json"))
+    assert (out / "summary.json").is_file()  # it ran, with its own throw-away cache
 
 
 def test_quicklook_is_a_real_png(demo_output: tuple[Path, str, bool]) -> None:
