@@ -548,12 +548,13 @@ def _normalize_item_object(item: pystac.Item) -> None:
 
 
 def carry_capture_id(page: dict[str, Any], capture_id: str) -> bool:
-    """Give the items of a search page that lack ``ag:capture_id`` the capture searched for.
+    """Give the items of a search page without ``ag:capture_id`` the capture searched for.
 
     For the answer to a search whose filter names exactly one capture
     (:func:`~pystac_axelglobe._dialect.searched_capture_id`): the server matched every item
     on that capture, so the id is known even when the items do not carry it (the guide's
-    example item does not). An id the server sent is never replaced. ``ag.open()`` and
+    example item does not). An item "without" one has none, ``null`` or ``""``; an id the
+    server sent is never replaced. ``ag.open()`` and
     :class:`~pystac_axelglobe.auth.AxelGlobeAuth` as a ``request_modifier`` call this on
     each page, before the modifier (:func:`normalize_item`) sees it.
 
