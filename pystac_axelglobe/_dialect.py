@@ -26,6 +26,7 @@ from pystac_client.item_search import BaseSearch
 
 from ._time import parse_rfc3339
 from .errors import InvalidQueryError
+from .extension import CAPTURE_ID_PROP
 from .filters import _check_lonlat, format_number, validate_filter
 from .filters import intersects as _intersects_clause
 
@@ -62,8 +63,17 @@ def _numbers(value: Any, what: str) -> list[float]:
     return numbers
 
 
-def check_bbox(bbox: Any) -> list[float]:
+#: What a valid bbox looks like, as the errors of :func:`check_bbox` say it by default.
+BBOX_HINT = " (a valid bbox: [minX, minY, maxX, maxY] in lon/lat, e.g. [133, 35, 137, 36])"
+
+
+def check_bbox(bbox: Any, *, hint: str = BBOX_HINT) -> list[float]:
     """Validate a bbox (4 or 6 numbers, lon/lat, min <= max) and return it as floats.
+
+    Args:
+        bbox: a list of numbers, or the text ``"minX,minY,maxX,maxY"``.
+        hint: appended to each error, saying what a valid bbox looks like (the command
+            line says it in its own syntax).
 
     Raises:
         InvalidQueryError: saying what is wrong and what a valid bbox looks like.
@@ -72,7 +82,6 @@ def check_bbox(bbox: Any) -> list[float]:
         >>> check_bbox("133,35,137,36")
         [133.0, 35.0, 137.0, 36.0]
     """
-    hint = " (a valid bbox: [minX, minY, maxX, maxY] in lon/lat, e.g. [133, 35, 137, 36])"
     numbers = _numbers(bbox, "bbox")
     if len(numbers) not in (4, 6):
         raise InvalidQueryError(f"bbox must have 4 or 6 numbers, got {len(numbers)}" + hint)
@@ -304,6 +313,63 @@ def to_axelglobe_params(parameters: Mapping[str, Any] | None) -> dict[str, str]:
     return out
 
 
+def searched_capture_id(params: Mapping[str, Any]) -> str | None:
+    """The one capture a search is restricted to by its filter, or None.
+
+    Reads AxelGlobe's parameters as sent (``filter`` in CQL2 text). The filter names one
+    capture when every item it can match has that ``ag:capture_id``:
+    ``ag:capture_id = 'X'``, ``ag:capture_id IN ('X')``, such a clause ANDed with others,
+    or alternatives that all name X. Several ids, a negation or no capture clause: None
+    (the items' capture is not known from the query, and none is made up).
+
+    Example:
+        >>> searched_capture_id({"filter": "(eo:cloud_cover <= 30) AND "
+        ...                                "(ag:capture_id = '52eZg9k7rPEyYQGX')"})
+        '52eZg9k7rPEyYQGX'
+        >>> searched_capture_id({"filter": "ag:capture_id IN ('a', 'b')"}) is None
+        True
+    """
+    text = params.get("filter")
+    if not isinstance(text, str) or CAPTURE_ID_PROP not in text:
+        return None  # the common case, without parsing
+    import cql2
+
+    try:
+        tree = cql2.parse_text(text).to_json()
+    except Exception:  # checked before it was sent; a filter cql2 cannot read names none
+        return None
+    ids = _capture_ids_matched(tree)
+    return next(iter(ids)) if ids is not None and len(ids) == 1 else None
+
+
+def _is_capture_property(node: Any) -> bool:
+    return isinstance(node, Mapping) and node.get("property") == CAPTURE_ID_PROP
+
+
+def _capture_ids_matched(node: Any) -> frozenset[str] | None:
+    """The capture ids a CQL2-JSON filter can match, or None when it does not restrict them."""
+    if not isinstance(node, Mapping) or not isinstance(node.get("args"), list):
+        return None
+    op, args = str(node.get("op", "")).lower(), node["args"]
+    if op == "=" and len(args) == 2:
+        for prop, value in (args, args[::-1]):
+            if _is_capture_property(prop) and isinstance(value, str):
+                return frozenset([value])
+    elif op == "in" and len(args) == 2 and _is_capture_property(args[0]):
+        values = args[1]
+        if isinstance(values, list) and all(isinstance(v, str) for v in values):
+            return frozenset(values)
+    elif op == "and":
+        # Depth is bounded: the filter passed validate_filter (MAX_FILTER_DEPTH) before.
+        known = [ids for ids in map(_capture_ids_matched, args) if ids is not None]
+        return frozenset.intersection(*known) if known else None
+    elif op == "or":
+        branches = [_capture_ids_matched(arg) for arg in args]
+        if branches and all(ids is not None for ids in branches):
+            return frozenset().union(*(ids for ids in branches if ids is not None))
+    return None
+
+
 def is_search(url: str) -> bool:
     """Whether ``url`` is a search endpoint (its path ends in ``/search``).
 
@@ -342,11 +408,13 @@ def check_limit(limit: Any, max_items: Any = None) -> None:
 
 
 __all__ = [
+    "BBOX_HINT",
     "check_bbox",
     "check_datetime",
     "check_id_list",
     "check_limit",
     "check_max_items",
     "is_search",
+    "searched_capture_id",
     "to_axelglobe_params",
 ]

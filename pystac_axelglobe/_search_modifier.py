@@ -11,7 +11,9 @@ that go to the API's origin, which:
 - gives a request with a query a response hook that rewrites the page's ``rel=next`` link to
   carry that query (the link's own parameters win), since AxelGlobe's links carry only
   ``?page=N`` and pystac-client follows a link as it is (it merges the query into a link only
-  for ``"method": "POST"`` links with ``"merge": true``);
+  for ``"method": "POST"`` links with ``"merge": true``); on the pages of a search for one
+  capture, the same hook gives items without ``ag:capture_id`` the id searched for
+  (:func:`~.extension.carry_capture_id`), as ``ag.open()`` does;
 - completes the landing page as ``ag.open()`` does: ``conformsTo`` when missing, and a
   ``POST`` search link beside the ``GET`` one (a ``POST`` search now works, so pystac-client
   need not warn that it is not advertised).
@@ -38,9 +40,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 
-from ._dialect import check_limit, is_search, to_axelglobe_params
+from ._dialect import check_limit, is_search, searched_capture_id, to_axelglobe_params
 from ._stac_io import _next_link, complete_conformance
 from .errors import InvalidQueryError
+from .extension import carry_capture_id
 
 logger = logging.getLogger("pystac_axelglobe.client")
 
@@ -76,7 +79,7 @@ def rewrite(request: requests.Request, api_url: str) -> list[Hook]:
     request.params = sent
     request.json = None
     request.data = []
-    return [_carry_query(bare, sent)]
+    return [_carry_query(bare, sent, capture=searched_capture_id(sent))]
 
 
 def to_dialect(given: Mapping[str, Any]) -> dict[str, str]:
@@ -159,8 +162,12 @@ def _replace(resp: requests.Response, page: dict[str, Any]) -> None:
     resp.encoding = "utf-8"
 
 
-def _carry_query(url: str, sent: Mapping[str, Any]) -> Hook:
-    """A hook rewriting the page's ``next`` link to carry ``sent`` (this request's query)."""
+def _carry_query(url: str, sent: Mapping[str, Any], capture: str | None = None) -> Hook:
+    """A hook rewriting the page's ``next`` link to carry ``sent`` (this request's query).
+
+    With ``capture`` (a search for that one capture), the page's items without
+    ``ag:capture_id`` get it too.
+    """
     # requests sends a list as repeated parameters: kept so, the rest as text.
     base = {name: value if isinstance(value, list) else str(value)
             for name, value in sent.items()}
@@ -169,29 +176,37 @@ def _carry_query(url: str, sent: Mapping[str, Any]) -> Hook:
         page = _page(resp, kwargs.get("stream"))
         if page is None:
             return resp
+        changed = capture is not None and carry_capture_id(page, capture)
         # As ag.open() reads it: relative links resolved, http(s) only, a body merged in
         # (APIRequestError otherwise, which pystac-client reports as its APIError).
         following = _next_link(page, resp.url or url)
-        if following is None:
-            return resp
-        target, own = following
-        query = {**base, **{name: str(value) for name, value in own.items()}}
-        links = page["links"]
-        index = next(i for i, link in enumerate(links)
-                     if isinstance(link, dict) and link.get("rel") == "next")
-        if target == url and query == base:
-            # A page linking to itself: pystac-client would request it forever.
-            logger.warning("stopping: next link repeats the page (%s)", url)
-            del links[index]
-        else:
-            link = {k: v for k, v in links[index].items() if k not in ("body", "merge")}
-            link["href"] = urlunsplit((*urlsplit(target)[:3], urlencode(query, doseq=True), ""))
-            link["method"] = "GET"  # the body, if any, is in the query now
-            links[index] = link
-        _replace(resp, page)
+        if following is not None:
+            _rewrite_next(page, url, base, following)
+            changed = True
+        if changed:
+            _replace(resp, page)
         return resp
 
     return carry_query
+
+
+def _rewrite_next(page: dict[str, Any], url: str, base: dict[str, Any],
+                  following: tuple[str, dict[str, Any]]) -> None:
+    """Make the page's ``next`` link carry ``base`` (or drop a link to the page itself)."""
+    target, own = following
+    query = {**base, **{name: str(value) for name, value in own.items()}}
+    links = page["links"]
+    index = next(i for i, link in enumerate(links)
+                 if isinstance(link, dict) and link.get("rel") == "next")
+    if target == url and query == base:
+        # A page linking to itself: pystac-client would request it forever.
+        logger.warning("stopping: next link repeats the page (%s)", url)
+        del links[index]
+    else:
+        link = {k: v for k, v in links[index].items() if k not in ("body", "merge")}
+        link["href"] = urlunsplit((*urlsplit(target)[:3], urlencode(query, doseq=True), ""))
+        link["method"] = "GET"  # the body, if any, is in the query now
+        links[index] = link
 
 
 def _complete_landing(resp: requests.Response, **kwargs: Any) -> requests.Response:

@@ -88,8 +88,89 @@ def _reportable() -> tuple[type[BaseException], ...]:
     return (AxelGlobeError, APIError, requests.RequestException, OSError)
 
 
+# --bbox takes the guide's form, one argument "133,35,137,36", and stac-client's, four
+# arguments "133 35 137 36"; click's options take a fixed number of arguments, so the four
+# are joined into one before click parses them (_Command.parse_args).
+_BBOX = "--bbox"
+_BBOX_HINT = " (give MINX,MINY,MAXX,MAXY in lon/lat, e.g. --bbox 133,35,137,36)"
+_NUMBERS = re.compile(r"[\s,]+")
+
+
+def _bbox_numbers(text: str) -> list[str]:
+    """The numbers of a ``--bbox`` value, or [] when a part is not a number."""
+    parts = [part for part in _NUMBERS.split(text.strip()) if part]
+    try:
+        [float(part) for part in parts]
+    except ValueError:
+        return []
+    return parts
+
+
+def _join_bbox(args: list[str]) -> list[str]:
+    """``--bbox 133 35 137 36`` as ``--bbox "133 35 137 36"``: the four numbers, one argument.
+
+    Takes the numbers after ``--bbox`` up to four (negative ones included: ``-50.4`` is a
+    number here, not an option); the callback (:func:`_bbox`) then refuses anything but four.
+    """
+    out: list[str] = []
+    rest = iter(args)
+    for arg in rest:
+        out.append(arg)
+        if arg == "--":
+            out.extend(rest)
+            break
+        if arg != _BBOX:
+            continue
+        taken: list[str] = []
+        count = 0
+        for value in rest:
+            numbers = _bbox_numbers(value)
+            if taken and (not numbers or count + len(numbers) > 4):
+                out.append(" ".join(taken))
+                taken = []
+                out.append(value)  # not part of the bbox: another option, an argument
+                break
+            taken.append(value)
+            count += len(numbers)
+            if not numbers or count >= 4:
+                break
+        if taken:
+            out.append(" ".join(taken))
+    return out
+
+
+def _bbox(ctx: click.Context, param: click.Parameter,
+          value: str | None) -> tuple[float, ...] | None:
+    """The ``--bbox`` value as four floats, or a usage error saying the expected form."""
+    if value is None:
+        return None
+    from ._dialect import check_bbox
+
+    numbers = _bbox_numbers(value)
+    if len(numbers) != 4:
+        got = (f"{len(numbers)} number{'' if len(numbers) == 1 else 's'}" if numbers
+               else "something else")
+        raise click.BadParameter(f"expected 4 numbers, got {got}: {value!r:.80}" + _BBOX_HINT)
+    try:
+        return tuple(check_bbox(numbers, hint=_BBOX_HINT))
+    except InvalidQueryError as err:
+        raise click.BadParameter(_one_line(err)) from err
+
+
+class _Command(click.Command):
+    """A click command whose ``--bbox`` takes its four numbers as one argument or as four."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """As click's, after joining the numbers of ``--bbox`` (:func:`_join_bbox`)."""
+        if any(_BBOX in param.opts for param in self.params):
+            args = _join_bbox(args)
+        return super().parse_args(ctx, args)
+
+
 class _Group(click.Group):
     """A click group that turns the package's errors into one ``Error: ...`` line."""
+
+    command_class = _Command  # its commands' --bbox takes both forms
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -327,8 +408,8 @@ def _search_options(func: F) -> F:
                           f"{DEFAULT_COLLECTION})."),
         click.option("--ids", multiple=True, metavar="ID", callback=_not_empty,
                      help="Item ids."),
-        click.option("--bbox", nargs=4, type=float, default=None,
-                     metavar="MINX MINY MAXX MAXY", help="Bounding box, lon/lat."),
+        click.option(_BBOX, callback=_bbox, metavar="MINX,MINY,MAXX,MAXY",
+                     help="Bounding box in lon/lat, e.g. 133,35,137,36 (or 133 35 137 36)."),
         click.option("--datetime", "datetime_", metavar="TEXT", callback=_not_empty,
                      help="A time or an interval, e.g. "
                           "2021-04-10T00:00:00Z/2021-06-30T23:59:59Z."),

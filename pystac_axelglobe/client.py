@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 import pystac_client
 import requests
@@ -43,12 +43,14 @@ from pystac_client.item_search import ItemSearch
 from pystac_client.stac_api_io import Timeout
 from urllib3.util.retry import Retry
 
+from . import filters
 from ._dialect import (
     check_bbox,
     check_datetime,
     check_id_list,
     check_limit,
     check_max_items,
+    searched_capture_id,
     to_axelglobe_params,
 )
 from ._retry import AxelGlobeRetry, search_retry
@@ -62,7 +64,7 @@ from ._stac_io import (
     complete_conformance,
 )
 from .errors import ConfigurationError, InvalidQueryError
-from .extension import ensure_extension_hooks, normalize_item
+from .extension import carry_capture_id, ensure_extension_hooks, normalize_item
 from .filters import to_shapely
 from .settings import Settings
 
@@ -101,20 +103,31 @@ class AxelGlobeClient(pystac_client.Client):
         assert isinstance(client, AxelGlobeClient)
         return client
 
-    def search(self, *, method: str | None = "POST", **kwargs: Any) -> Any:
+    def search(self, *, method: str | None = "POST",
+               capture_id: str | Iterable[str] | None = None, **kwargs: Any) -> Any:
         """``Client.search`` with AxelGlobe's checks; always sent as ``GET``.
 
+        Args:
+            method: accepted for compatibility; the search goes out as ``GET``.
+            capture_id: the tiles of this capture (or of these captures), ANDed with
+                ``filter``: the same as ``filter="ag:capture_id = '...'"``. Items found for
+                one capture carry its id even when the server leaves ``ag:capture_id`` out.
+            **kwargs: as ``pystac_client.Client.search``.
+
         Raises:
-            InvalidQueryError: a bad bbox, datetime, filter, geometry, ids, collections,
-                limit or max_items, or a parameter AxelGlobe does not implement; raised
-                before any request.
+            InvalidQueryError: a bad bbox, datetime, filter, capture id, geometry, ids,
+                collections, limit or max_items, or a parameter AxelGlobe does not
+                implement; raised before any request.
 
         Example:
             >>> client.search(collections="grus-1", bbox=[133, 35, 137, 36],
             ...               filter="eo:cloud_cover <= 30", limit=50)  # doctest: +SKIP
+            >>> client.search(capture_id="52eZg9k7rPEyYQGX")  # doctest: +SKIP
         """
         if method not in (None, "GET", "POST"):
             raise InvalidQueryError(f"method must be 'GET' or 'POST', got {method!r}")
+        if capture_id is not None:
+            _add_capture_clause(kwargs, capture_id)
         # Checked here and formatted by pystac-client: an iterator must survive both.
         for name in ("bbox", "ids", "collections"):
             value = kwargs.get(name)
@@ -147,6 +160,36 @@ class AxelGlobeClient(pystac_client.Client):
         return search
 
 
+def _capture_clause(value: str | Iterable[str]) -> str:
+    """``ag:capture_id = 'X'`` for one id, ``ag:capture_id IN ('X', 'Y')`` for several."""
+    ids = [value] if isinstance(value, str) else value
+    if isinstance(ids, (bytes, bytearray, Mapping)) or not isinstance(ids, Iterable):
+        raise InvalidQueryError(
+            f"capture_id must be a string or a list of strings, got {value!r:.80}")
+    ids = list(ids)
+    clauses = [filters.capture_id(one) for one in ids]  # each checked: a non-empty string
+    if len(clauses) == 1:
+        return clauses[0]
+    if not clauses:
+        raise InvalidQueryError("capture_id is an empty list; pass None to search every "
+                                "capture")
+    # CQL2 text escapes a quote inside a string literal by doubling it.
+    literals = ", ".join("'" + one.replace("'", "''") + "'" for one in ids)
+    return f"ag:capture_id IN ({literals})"
+
+
+def _add_capture_clause(kwargs: dict[str, Any], value: str | Iterable[str]) -> None:
+    """AND ``capture_id=`` into ``kwargs["filter"]`` (as CQL2 text)."""
+    clause = _capture_clause(value)
+    given = kwargs.get("filter")
+    if given is None:
+        kwargs["filter"] = clause
+    else:
+        text = filters.validate_filter(given, kwargs.get("filter_lang"))
+        kwargs["filter"] = filters.all_of(text, clause)
+    kwargs["filter_lang"] = "cql2-text"
+
+
 class AxelGlobeItemSearch(ItemSearch):
     """pystac-client's ``ItemSearch``, telling the I/O how many items will be read.
 
@@ -165,10 +208,14 @@ class AxelGlobeItemSearch(ItemSearch):
             yield from super().pages_as_dicts()
             return
         read = 0
-        pages = io.get_pages(self.url, self.method, self.get_parameters(),
-                             max_items=self._max_items)
+        parameters = self.get_parameters()
+        # Items of one capture carry its id, even from a server that leaves it out.
+        capture = searched_capture_id(to_axelglobe_params(parameters))
+        pages = io.get_pages(self.url, self.method, parameters, max_items=self._max_items)
         with contextlib.closing(pages):  # stopping here stops the pages requested ahead
             for page in pages:
+                if capture is not None:
+                    carry_capture_id(page, capture)
                 call_modifier(self.modifier, page)
                 features = page.get("features", [])
                 if not features:
@@ -208,8 +255,11 @@ def open(  # noqa: A001 - the public name, like pystac_client.Client.open
     max_pages: int | None = None,
     prefetch_pages: int | None = None,
     **client_kwargs: Any,
-) -> pystac_client.Client:
+) -> AxelGlobeClient:
     """Open the AxelGlobe STAC API as a ``pystac_client.Client``.
+
+    The client is an :class:`AxelGlobeClient`: pystac-client's, whose ``search()`` also
+    takes ``capture_id=``.
 
     Args:
         url: the API root. Default: ``AXELGLOBE_API_URL``, else production.
@@ -271,12 +321,14 @@ def open(  # noqa: A001 - the public name, like pystac_client.Client.open
         set_default_auth(auth)
     modifier = client_kwargs.pop("modifier", None)
     stac_io.session.auth = auth
-    return AxelGlobeClient.open(
+    client = AxelGlobeClient.open(
         settings.api_url,
         stac_io=stac_io,
         modifier=normalize_item if modifier is None else _chain(normalize_item, modifier),
         **client_kwargs,
     )
+    # An AxelGlobeClient: its from_dict, and AxelGlobeStacApiIO.stac_object_from_dict, make one.
+    return cast(AxelGlobeClient, client)
 
 
 

@@ -49,6 +49,8 @@ GUIDE_MULTIPOLYGON = {
     "type": "MultiPolygon",
     "coordinates": [[[list(point) for point in ring]] for ring in _GUIDE_RINGS],
 }
+#: How ``summary.txt`` shows a capture whose items carry no ``ag:capture_id``.
+NO_CAPTURE_ID = "(no capture id)"
 #: Where the demo writes when no folder is given.
 DEFAULT_OUTPUT = Path("axelglobe-demo")
 
@@ -68,7 +70,10 @@ class Scenario:
 
 @dataclasses.dataclass
 class NDVIPoint:
-    """The mean NDVI of one capture over the AOI (usable pixels only)."""
+    """The mean NDVI of one capture over the AOI (usable pixels only).
+
+    ``capture_id`` is ``""`` for a capture whose items carry no ``ag:capture_id``.
+    """
 
     date: str
     capture_id: str
@@ -190,7 +195,8 @@ def ndvi_series(client: pystac_client.Client, capture_items: Sequence[pystac.Ite
 
     Searches every capture of that AOI, loads red, NIR, the unusable-data mask and the
     true-colour image on one 5 m grid (one time slice per capture), masks unusable pixels
-    and computes NDVI.
+    and computes NDVI. A capture whose items do not carry ``ag:capture_id`` (the API may
+    leave it out) has ``""`` as its id: it is not made up.
 
     Returns:
         The unmasked dataset (for the true-colour picture), the NDVI array and the mean
@@ -204,7 +210,12 @@ def ndvi_series(client: pystac_client.Client, capture_items: Sequence[pystac.Ite
     from .datacube import load, mask_unusable
 
     aoi = _aoi_of(capture_items)
-    series = list(client.search(collections=["grus-1"], bbox=list(aoi)).item_collection())
+    # The capture's own items, as the capture search gave them: they carry its id even from
+    # a server that leaves ag:capture_id out (the guide's example item has none), and the
+    # load's time slice of that capture takes it from them.
+    known = {item.id: item for item in capture_items}
+    series = [known.get(item.id, item) for item in
+              client.search(collections=["grus-1"], bbox=list(aoi)).item_collection()]
     echo(f"Loading a red/NIR datacube of {len(series)} tile(s) over "
          f"{', '.join(f'{v:.3f}' for v in aoi)}...")
     ds = load(series, bands=["red", "nir", "msi_udm", "tci_red", "tci_green", "tci_blue"],
@@ -286,7 +297,7 @@ def write_summary(result: DemoResult) -> tuple[Path, Path]:
     lines += ["", "Mean NDVI per capture (unusable pixels masked):"]
     for p in data["ndvi"]:
         mean = "no usable pixel" if p["mean"] is None else f"{p['mean']:+.4f}"
-        lines.append(f"  {p['date']}  {p['capture_id']}  {mean}")
+        lines.append(f"  {p['date']}  {p['capture_id'] or NO_CAPTURE_ID}  {mean}")
     lines += ["", f"Quick-look: {data['quicklook']}"]
     txt_path = result.output / "summary.txt"
     txt_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -301,7 +312,9 @@ def run_demo(output: Path = DEFAULT_OUTPUT, *, echo: Echo = print, progress: boo
         output: The folder to write into (created if missing).
         echo: Where progress lines go.
         progress: Show the download progress bar (on a terminal).
-        emulator_kwargs: Switches for the :class:`~pystac_axelglobe.emulator.Emulator`.
+        emulator_kwargs: Switches for the :class:`~pystac_axelglobe.emulator.Emulator`,
+            e.g. ``{"capture_ids": False}`` for items without ``ag:capture_id``, as the
+            guide's example item.
 
     Example:
         >>> run_demo(Path("axelglobe-demo"))  # doctest: +SKIP

@@ -547,6 +547,39 @@ def _normalize_item_object(item: pystac.Item) -> None:
     ]
 
 
+def carry_capture_id(page: dict[str, Any], capture_id: str) -> bool:
+    """Give the items of a search page without ``ag:capture_id`` the capture searched for.
+
+    For the answer to a search whose filter names exactly one capture
+    (:func:`~pystac_axelglobe._dialect.searched_capture_id`): the server matched every item
+    on that capture, so the id is known even when the items do not carry it (the guide's
+    example item does not). An item "without" one has none, ``null`` or ``""``; an id the
+    server sent is never replaced. ``ag.open()`` and
+    :class:`~pystac_axelglobe.auth.AxelGlobeAuth` as a ``request_modifier`` call this on
+    each page, before the modifier (:func:`normalize_item`) sees it.
+
+    Returns:
+        Whether an item was changed.
+
+    Example:
+        >>> page = {"type": "FeatureCollection", "features": [
+        ...     {"type": "Feature", "properties": {}},
+        ...     {"type": "Feature", "properties": {"ag:capture_id": "sent"}}]}
+        >>> carry_capture_id(page, "52eZg9k7rPEyYQGX")
+        True
+        >>> [f["properties"]["ag:capture_id"] for f in page["features"]]
+        ['52eZg9k7rPEyYQGX', 'sent']
+    """
+    features = page.get("features")
+    changed = False
+    for feature in features if isinstance(features, list) else []:
+        properties = feature.get("properties") if isinstance(feature, dict) else None
+        if isinstance(properties, dict) and properties.get(CAPTURE_ID_PROP) in (None, ""):
+            properties[CAPTURE_ID_PROP] = capture_id
+            changed = True
+    return changed
+
+
 def normalize_item(obj: Any) -> None:
     """Normalise AxelGlobe's quirks in place; pystac-client's ``modifier=``.
 
@@ -635,6 +668,7 @@ __all__ = [
     "Band",
     "band_by_common_name",
     "band_by_name",
+    "carry_capture_id",
     "ensure_extension_hooks",
     "normalize_item",
     "register_schemas",

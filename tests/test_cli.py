@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 import shapely.geometry
@@ -65,7 +66,8 @@ def test_help_lists_every_command() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["search", "--bbox", "133", "35", "137"], "Option '--bbox' requires 4 arguments"),
+        (["search", "--bbox", "133", "35", "137"],
+         "Invalid value for '--bbox': expected 4 numbers, got 3 numbers"),
         (["search", "--cloud-cover", "120"], "120.0 is not in the range 0<=x<=100"),
         (["search", "--limit", "0"], "0 is not in the range x>=1"),
         (["search", "--nope"], "No such option '--nope'"),
@@ -82,7 +84,7 @@ def test_bad_usage_exits_2_with_the_reason(args: list[str], message: str) -> Non
 def test_bad_usage_as_a_subprocess() -> None:
     proc = run_subprocess("search", "--bbox", "133", "35")
     assert proc.returncode == 2
-    assert "Error: Option '--bbox' requires 4 arguments." in proc.stderr
+    assert "Error: Invalid value for '--bbox': expected 4 numbers, got 2 numbers" in proc.stderr
     assert proc.stdout == ""
 
 
@@ -509,22 +511,50 @@ def test_negative_bbox_values_and_a_reversed_bbox(emulator_env: Emulator) -> Non
     assert emulator_env.counters.api_requests == before
 
 
+def _searched_bboxes(emu: Emulator, before: int) -> list[list[str]]:
+    return [parse_qs(e[2])["bbox"] for e in emu.requests[before:] if e[1].endswith("/search")]
+
+
+def test_bbox_as_the_guide_writes_it(emulator_env: Emulator) -> None:
+    # The guide's form, one argument; the same search as four arguments and as --bbox=.
+    before = len(emulator_env.requests)
+    tables = [run("search", *form, "--table") for form in (
+        ["--bbox", "133,35,137,36"], ["--bbox", "133", "35", "137", "36"],
+        ["--bbox=133,35,137,36"], ["--bbox", "133, 35, 137, 36"])]
+    assert [t.exit_code for t in tables] == [0, 0, 0, 0], [t.stderr for t in tables]
+    assert len({t.stdout for t in tables}) == 1
+    assert int(tables[0].stdout.strip().splitlines()[-1].split()[0]) > 0
+    sent = _searched_bboxes(emulator_env, before)
+    assert sent and all(bbox == ["133,35,137,36"] for bbox in sent)
+    # the numbers of --bbox end where the numbers end: the next option is read as one
+    result = run("search", "--bbox", "-50.4", "-21.5", "-50.1", "-21.2", "--limit", "1",
+                 "--max-items", "1")
+    assert result.exit_code == 0, result.stderr
+    assert len(json.loads(result.stdout)["features"]) == 1
+
+
+@pytest.mark.parametrize(("bbox", "reason"), [
+    (["133,35,137"], "expected 4 numbers, got 3 numbers: '133,35,137'"),
+    (["137,35,133,36"], "bbox minX/maxX are reversed: 137.0 > 133.0"),
+    (["133,35,137,36,1"], "expected 4 numbers, got 5 numbers"),
+    (["133", "35", "137", "--limit", "5"], "expected 4 numbers, got 3 numbers: '133 35 137'"),
+    (["east"], "expected 4 numbers, got something else: 'east'"),
+])
+def test_a_malformed_bbox_is_one_error_line_with_the_form(
+        emulator_env: Emulator, bbox: list[str], reason: str) -> None:
+    before = emulator_env.counters.as_dict()
+    for command in ("search", "download"):
+        result = CliRunner().invoke(cli, [command, "--bbox", *bbox])
+        assert result.exit_code == 2
+        errors = [ln for ln in result.stderr.splitlines() if ln.startswith("Error:")]
+        assert len(errors) == 1, result.stderr
+        assert errors[0].startswith(f"Error: Invalid value for '--bbox': {reason}")
+        assert errors[0].endswith("(give MINX,MINY,MAXX,MAXY in lon/lat, e.g. "
+                                  "--bbox 133,35,137,36)")
+    assert emulator_env.counters.as_dict() == before  # no token, no request
+
+
 def test_collections_as_a_subprocess(emulator_env: Emulator) -> None:
     proc = run_subprocess("collections")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["grus-1\tGRUS 1\t2019-10-15/.."]
-
-
-# odc-geo (not ours) still calls shapely.ops.transform and multiplies Affines with `*` when
-# it turns the load's bbox into a grid.
-@pytest.mark.filterwarnings("ignore:The 'shapely.ops.transform:DeprecationWarning")
-@pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")
-def test_demo_in_process_leaves_no_token_behind(tmp_path: Path) -> None:
-    result = run("demo", "--output", str(tmp_path / "demo"))
-    assert result.exit_code == 0
-    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
-    assert [s["name"] for s in summary["scenarios"]] == [
-        "item-cloud-cover", "aoi-cloud-cover", "multipolygon-aoi-cloud-cover", "capture-id"]
-    assert (tmp_path / "demo" / "quicklook.png").is_file()
-    # The demo's token went to a temporary cache, not to the user's.
-    assert not list(Path(os.environ["AXELGLOBE_CACHE_DIR"]).rglob("*.json"))

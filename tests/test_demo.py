@@ -1,12 +1,19 @@
-"""``axelglobe demo`` end to end, its figures checked against the emulator's own data."""
+"""``axelglobe demo`` end to end, its figures checked against the emulator's own data.
+
+The demo runs twice: as the command (a subprocess), and in-process on an emulator that
+serves items without ``ag:capture_id``, as the guide's example item; both must find,
+download and compute the same.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import struct
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -18,7 +25,7 @@ import rasterio
 import shapely.geometry
 from shapely import unary_union
 
-from pystac_axelglobe.demo import guide_scenarios
+from pystac_axelglobe.demo import NO_CAPTURE_ID, guide_scenarios, run_demo
 from pystac_axelglobe.emulator.archive import GUIDE_MULTIPOLYGON, Archive, build_archive
 
 CAPTURE = "52eZg9k7rPEyYQGX"
@@ -26,13 +33,36 @@ START, END = "2021-04-10", "2021-06-30"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="module")
-def demo_output(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+@pytest.fixture(scope="module", params=["with-capture-ids", "without-capture-ids"])
+def demo_output(request: pytest.FixtureRequest,
+                tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, bool]:
+    """The output folder, what the demo printed, and whether the items carried their ids.
+
+    The user's token cache (``AXELGLOBE_CACHE_DIR``) is ``user-cache`` beside the output.
+    """
     out = tmp_path_factory.mktemp("demo") / "axelglobe-demo"
-    proc = subprocess.run([sys.executable, "-m", "pystac_axelglobe.cli", "demo", "--output",
-                           str(out)], capture_output=True, text=True, timeout=240, check=False)
-    assert proc.returncode == 0, proc.stderr
-    return out, proc.stdout
+    user_cache = out.parent / "user-cache"
+    if request.param == "with-capture-ids":
+        env = {**os.environ, "AXELGLOBE_CACHE_DIR": str(user_cache)}
+        proc = subprocess.run([sys.executable, "-m", "pystac_axelglobe.cli", "demo",
+                               "--output", str(out)], capture_output=True, text=True,
+                              timeout=240, check=False, env=env)
+        assert proc.returncode == 0, proc.stderr
+        return out, proc.stdout, True
+    lines: list[str] = []
+    with warnings.catch_warnings(), pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AXELGLOBE_CACHE_DIR", str(user_cache))
+        # odc-geo (not ours) still calls shapely.ops.transform and multiplies Affines with *
+        warnings.filterwarnings("ignore", "The 'shapely.ops.transform", DeprecationWarning)
+        warnings.filterwarnings("ignore", "Use `@` matmul", PendingDeprecationWarning)
+        run_demo(out, echo=lines.append, progress=False,
+                 emulator_kwargs={"capture_ids": False})
+    return out, "\n".join(lines) + "\n", False
+
+
+def known(capture_id: str, served: bool) -> str:
+    """The capture id the demo can know: every one when served, else the one it searched."""
+    return capture_id if served or capture_id == CAPTURE else ""
 
 
 @pytest.fixture(scope="module")
@@ -78,18 +108,18 @@ def expected_scenarios(items: list[dict[str, Any]]) -> dict[str, list[str]]:
     return {name: sorted(i["id"] for i in found_items) for name, found_items in found.items()}
 
 
-def test_demo_prints_counts_and_names_its_folder(demo_output: tuple[Path, str],
+def test_demo_prints_counts_and_names_its_folder(demo_output: tuple[Path, str, bool],
                                                  items: list[dict[str, Any]]) -> None:
-    out, stdout = demo_output
+    out, stdout, _ = demo_output
     expected = expected_scenarios(items)
     counts = [int(m) for m in re.findall(r"^\s+(\d+) item\(s\)", stdout, flags=re.M)]
     assert counts == [len(ids) for ids in expected.values()]
     assert stdout.strip().splitlines()[-1].endswith(str(out.resolve()))
 
 
-def test_summary_counts_match_the_archive(demo_output: tuple[Path, str],
+def test_summary_counts_match_the_archive(demo_output: tuple[Path, str, bool],
                                           items: list[dict[str, Any]]) -> None:
-    out, _ = demo_output
+    out, _, _ = demo_output
     summary = json.loads((out / "summary.json").read_text())
     expected = expected_scenarios(items)
     assert {s["name"]: s["count"] for s in summary["scenarios"]} == {
@@ -101,9 +131,9 @@ def test_summary_counts_match_the_archive(demo_output: tuple[Path, str],
         assert f"{len(ids):3d} item(s)" in text
 
 
-def test_downloads_are_the_capture_tci_files(demo_output: tuple[Path, str],
+def test_downloads_are_the_capture_tci_files(demo_output: tuple[Path, str, bool],
                                              items: list[dict[str, Any]]) -> None:
-    out, _ = demo_output
+    out, _, _ = demo_output
     archive = build_archive()
     summary = json.loads((out / "summary.json").read_text())
     capture = [i for i in items if i["properties"].get("ag:capture_id") == CAPTURE]
@@ -118,8 +148,15 @@ def test_downloads_are_the_capture_tci_files(demo_output: tuple[Path, str],
         assert f"{entry['bytes']} bytes" in (out / "summary.txt").read_text()
 
 
-def test_quicklook_is_a_real_png(demo_output: tuple[Path, str]) -> None:
-    out, _ = demo_output
+def test_demo_leaves_no_token_behind(demo_output: tuple[Path, str, bool]) -> None:
+    # The demo's token goes to a temporary cache, not to the user's.
+    out, _, _ = demo_output
+    assert not list((out.parent / "user-cache").rglob("*.json"))
+    assert (out / "summary.json").is_file()  # it ran, with its own throw-away cache
+
+
+def test_quicklook_is_a_real_png(demo_output: tuple[Path, str, bool]) -> None:
+    out, _, _ = demo_output
     data = (out / "quicklook.png").read_bytes()
     assert data[:8] == PNG_SIGNATURE
     assert data[12:16] == b"IHDR"
@@ -150,9 +187,9 @@ def _ndvi_by_capture(archive: Archive, tiles: Iterable[dict[str, Any]]
     return {cid: (s / n, int(n)) for cid, (s, n) in sums.items() if n}
 
 
-def test_ndvi_per_date_matches_the_rasters(demo_output: tuple[Path, str],
+def test_ndvi_per_date_matches_the_rasters(demo_output: tuple[Path, str, bool],
                                            items: list[dict[str, Any]]) -> None:
-    out, _ = demo_output
+    out, _, served = demo_output
     archive = build_archive()
     summary = json.loads((out / "summary.json").read_text())
     capture = [i for i in items if i["properties"].get("ag:capture_id") == CAPTURE]
@@ -163,15 +200,19 @@ def test_ndvi_per_date_matches_the_rasters(demo_output: tuple[Path, str],
     dates = {i["properties"]["ag:capture_id"]: i["properties"]["datetime"][:10] for i in inside}
 
     points = summary["ndvi"]
-    assert [p["capture_id"] for p in points] == sorted(expected, key=lambda c: dates[c])
+    in_order = sorted(expected, key=lambda c: dates[c])
+    # one point per capture, in time order; without ids served, only the capture searched
+    # for by its id is named (the others are not made up)
+    assert [p["capture_id"] for p in points] == [known(c, served) for c in in_order]
     assert CAPTURE in expected and len(points) >= 2  # a time series, not one picture
-    for point in points:
-        mean, usable = expected[point["capture_id"]]
-        assert point["date"] == dates[point["capture_id"]]
+    text = (out / "summary.txt").read_text()
+    for point, capture_id in zip(points, in_order, strict=True):
+        mean, usable = expected[capture_id]
+        assert point["date"] == dates[capture_id]
         assert point["mean"] == pytest.approx(mean, abs=0.01)
         assert point["usable_pixels"] == pytest.approx(usable, rel=0.02)
-        assert f"{point['date']}  {point['capture_id']}  {point['mean']:+.4f}" in (
-            out / "summary.txt").read_text()
+        shown = point["capture_id"] or NO_CAPTURE_ID
+        assert f"{point['date']}  {shown}  {point['mean']:+.4f}" in text
 
 
 def test_scenarios_are_the_guides(shared_dir: Path) -> None:

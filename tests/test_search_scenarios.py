@@ -2,17 +2,19 @@
 
 The expected item sets are computed here from all items (fetched from the ``/features``
 endpoint with plain requests) with shapely and the AOI-average rule of AXELGLOBE_API.md;
-nothing is copied from the emulator's code.
+nothing is copied from the emulator's code. The guide's four scenarios also run on an
+emulator that serves items without ``ag:capture_id``, as the guide's example item.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
+import numpy as np
 import pystac_client
 import pytest
 import requests
@@ -22,9 +24,10 @@ from shapely.geometry.base import BaseGeometry
 
 import pystac_axelglobe as ag
 from pystac_axelglobe import filters
+from pystac_axelglobe.emulator import Emulator
 
 if TYPE_CHECKING:
-    from pystac_axelglobe.emulator import Emulator
+    from pystac_axelglobe.client import AxelGlobeClient
 
 GUIDE_BBOX = [133.0, 35.0, 137.0, 36.0]
 GUIDE_DATETIME = "2021-04-10T00:00:00Z/2021-06-30T23:59:59Z"
@@ -150,7 +153,7 @@ def all_items(emulator: Emulator) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def client(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> pystac_client.Client:
+def client(emulator: Emulator, tmp_path_factory: pytest.TempPathFactory) -> AxelGlobeClient:
     return ag.open(**emulator.settings_kwargs(),
                    cache_dir=tmp_path_factory.mktemp("scenario-tokens"))
 
@@ -358,3 +361,76 @@ def test_collection_items_and_single_items(client: pystac_client.Client,
     one = collection.get_item(all_items[5]["id"])
     assert one is not None and one.id == all_items[5]["id"]
     assert collection.get_item("no-such-item") is None
+
+
+# --- the guide's scenarios on items without ag:capture_id ----------------------------------
+
+Guide = tuple[dict[str, Any], Callable[[list[dict[str, Any]]], set[str]]]
+GUIDE_SCENARIOS: dict[str, Guide] = {
+    "item-cloud-cover": (
+        {"bbox": GUIDE_BBOX, "datetime": GUIDE_DATETIME, "collections": ["grus-1"],
+         "filter": filters.cloud_cover(30)},
+        lambda items: expected_ids(items, bbox=GUIDE_BBOX, datetime=GUIDE_DATETIME,
+                                   max_cloud=30)),
+    "aoi-cloud-cover": (
+        {"bbox": GUIDE_BBOX, "datetime": GUIDE_DATETIME, "collections": ["grus-1"],
+         "filter": filters.aoi_cloud_cover(30)},
+        lambda items: expected_ids(items, bbox=GUIDE_BBOX, datetime=GUIDE_DATETIME,
+                                   max_aoi_cloud=30)),
+    "multipolygon-aoi-cloud-cover": (
+        {"datetime": GUIDE_DATETIME, "collections": ["grus-1"],
+         "filter": "avg(eo:cloud_cover) <= 20 AND S_INTERSECTS(geometry, "
+                   + GUIDE_GEOMETRIES["MULTIPOLYGON"] + ")"},
+        lambda items: expected_ids(items, datetime=GUIDE_DATETIME, max_aoi_cloud=20,
+                                   geometry=shapely.from_wkt(GUIDE_GEOMETRIES["MULTIPOLYGON"]))),
+    "capture-id": (
+        {"collections": ["grus-1"], "filter": filters.capture_id(GUIDE_CAPTURE)},
+        lambda items: expected_ids(items, capture=GUIDE_CAPTURE)),
+}
+
+
+@pytest.fixture(scope="module")
+def hidden() -> Iterator[Emulator]:
+    """The same archive, served as the guide's example item: no ``ag:capture_id``."""
+    with Emulator(capture_ids=False) as emu:
+        yield emu
+
+
+@pytest.fixture(scope="module")
+def hidden_client(hidden: Emulator,
+                  tmp_path_factory: pytest.TempPathFactory) -> AxelGlobeClient:
+    return ag.open(**hidden.settings_kwargs(), cache_dir=tmp_path_factory.mktemp("hidden"))
+
+
+# odc-geo (not ours) still calls shapely.ops.transform and multiplies Affines with `*`.
+@pytest.mark.filterwarnings("ignore:The 'shapely.ops.transform:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")
+@pytest.mark.parametrize("name", list(GUIDE_SCENARIOS))
+def test_guide_scenario_without_capture_ids(
+        name: str, client: AxelGlobeClient, hidden_client: AxelGlobeClient,
+        emulator: Emulator, hidden: Emulator, all_items: list[dict[str, Any]]) -> None:
+    kwargs, want = GUIDE_SCENARIOS[name]
+    shown = list(client.search(limit=LIMIT, **kwargs).items())
+    found = list(hidden_client.search(limit=LIMIT, **kwargs).items())
+    auth = ag.AxelGlobeAuth(**hidden.settings_kwargs())
+    plain = pystac_client.Client.open(hidden.api_url, request_modifier=auth,
+                                      modifier=ag.normalize_item)
+    by_plain = list(plain.search(limit=LIMIT, **kwargs).items())
+
+    ids = [i.id for i in shown]
+    assert set(ids) == want(all_items) and ids
+    assert [i.id for i in found] == [i.id for i in by_plain] == ids
+    captures = {i.properties["ag:capture_id"] for i in shown}
+    # a capture search carries the id searched for; the other searches have none to give
+    carried = {GUIDE_CAPTURE} if name == "capture-id" else {None}
+    assert {i.properties.get("ag:capture_id") for i in found} == carried
+    assert {i.properties.get("ag:capture_id") for i in by_plain} == carried
+
+    # one time slice per capture, with or without the ids, and the same pixels
+    with_ids = ag.load(shown, bands=["red"], auth=ag.AxelGlobeAuth(**emulator.settings_kwargs()))
+    without = ag.load(found, bands=["red"], auth=auth)
+    assert without.sizes["time"] == with_ids.sizes["time"] == len(captures)
+    np.testing.assert_array_equal(without.time.values, with_ids.time.values)
+    np.testing.assert_array_equal(without.red.values, with_ids.red.values)
+    assert list(without.capture_id.values) == (
+        [GUIDE_CAPTURE] if name == "capture-id" else [""] * len(captures))
