@@ -336,19 +336,22 @@ class AxelGlobeStacApiIO(StacApiIO):
             request = self._req_modifier(request) or request
 
         # Connections dropped mid-body surface after urllib3 has handed the response over
-        # (the body is read here), so the adapter's Retry never sees them. Re-issue the
-        # request under the same policy object: Retry.increment counts the read error
-        # (raising MaxRetryError when exhausted) and Retry.sleep backs off.
+        # (the body is read here, or by the auth's 401 hook inside _send), so the adapter's
+        # Retry never sees them. Re-issue the request under the same policy object:
+        # Retry.increment counts the read error (raising MaxRetryError when exhausted) and
+        # Retry.sleep backs off.
         retry: Retry = self.retry
         started = time.monotonic()
         while True:
-            resp = self._send(request, method, href)
+            resp: requests.Response | None = None
             try:
+                resp = self._send(request, method, href)
                 resp._content = self._read_body(resp, method, href)
                 resp._content_consumed = True  # type: ignore[attr-defined]  # as requests does
                 break
             except _DROPPED as err:
-                resp.close()
+                if resp is not None:
+                    resp.close()
                 retry = self._again(retry, method, href, err, started)
         if resp.status_code == 429:
             self._raise_if_restricted(resp, href)

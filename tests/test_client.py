@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -394,6 +397,54 @@ def test_every_request_dropped_gives_up_with_a_clear_error(tmp_path: Path) -> No
         with pytest.raises(APIError, match="connection kept dropping"):
             list(client.search(collections="grus-1").items())
         assert emu.counters.search_requests == 6  # the first try and 5 read retries
+
+
+class _Cut401(BaseHTTPRequestHandler):
+    """The first answer: 401 with a body cut halfway (the connection closed); then JSON."""
+
+    protocol_version = "HTTP/1.1"
+    answered: list[str]
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.answered.append(self.headers.get("Authorization", "")[:7])
+        if len(self.answered) == 1:
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b'{"code": "Unauth')
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+            return
+        body = json.dumps({"type": "Catalog", "id": "cut"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+
+def test_a_401_whose_body_is_cut_is_retried(emulator: Emulator, tmp_path: Path) -> None:
+    # The auth's 401 hook reads the refused answer's body before sending again: a connection
+    # dropped there broke out of the request as a bare requests error, never retried.
+    handler = type("Handler", (_Cut401,), {"answered": []})
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/stac"
+        auth = ag.AxelGlobeAuth(**{**emulator.settings_kwargs(), "api_url": url},
+                                cache_dir=tmp_path)
+        before = emulator.counters.token_requests
+        io = AxelGlobeStacApiIO(auth, retry=default_retry(backoff_factor=0.01))
+        try:
+            assert io.read_json(f"{url}/collections") == {"type": "Catalog", "id": "cut"}
+        finally:
+            server.shutdown()
+    assert handler.answered == ["Bearer ", "Bearer "]  # refused once, then sent again
+    assert emulator.counters.token_requests == before + 2  # a token, then a fresh one
 
 
 def test_restriction_comes_through_as_restricted_error(tmp_path: Path) -> None:
