@@ -215,7 +215,8 @@ def walk(fetch: Fetch, url: str, base: dict[str, Any], *, max_pages: int, prefet
 
     Raises:
         APIRequestError: more than ``max_pages`` pages, or a page that is not one; any error
-            of ``fetch``, when the iteration reaches that page.
+            of ``fetch``, when the iteration reaches that page (a page fetched ahead that
+            got no answer is first fetched once more, in sequence: :func:`_settled`).
     """
     ahead = _Ahead(fetch, prefetch) if prefetch > 1 else None
     try:
