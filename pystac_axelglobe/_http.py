@@ -1,5 +1,7 @@
 """HTTP plumbing shared by resolving and downloading: sessions, deadlines, counted retries.
 
+- :func:`mount`: the one place an adapter is mounted on a session, its connection pools
+  sized to the threads that send through it.
 - :class:`Session`: a ``requests.Session`` that reads the environment once per origin and
   whose connections obey :func:`deadline`.
 - :func:`deadline` (from :mod:`._deadline`, the one watchdog of the package, shared with
@@ -44,6 +46,39 @@ def display(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.scheme else parts.path
 
 
+#: Hosts whose connection pools one adapter keeps (requests' default): a session talks to
+#: the API, or to storage, seldom to more hosts than this.
+POOL_HOSTS = requests.adapters.DEFAULT_POOLSIZE
+
+
+def mount(session: requests.Session, *, concurrency: int, max_retries: Retry | int = 0,
+          adapter: type[requests.adapters.HTTPAdapter] = WatchedAdapter,
+          ) -> requests.adapters.HTTPAdapter:
+    """Mount one ``adapter`` for ``http://`` and ``https://``, pools sized to ``concurrency``.
+
+    urllib3 opens a connection for each thread that sends at once, but keeps at most the
+    pool's size per host: each one beyond is closed after its answer, with a "Connection
+    pool is full, discarding connection" warning, and a later request pays for a new one.
+    So every session's pools are made here, as large as the threads that share them.
+
+    Args:
+        session: The session to mount on.
+        concurrency: The most requests its threads send at once (to one host).
+        max_retries: The adapter's retry policy (``0``: the caller counts failures).
+        adapter: The adapter class; default :class:`WatchedAdapter`.
+
+    Example:
+        >>> s = requests.Session()
+        >>> mount(s, concurrency=16).poolmanager.connection_pool_kw["maxsize"]
+        16
+    """
+    mounted = adapter(pool_connections=POOL_HOSTS, pool_maxsize=concurrency,
+                      max_retries=max_retries)
+    session.mount("http://", mounted)
+    session.mount("https://", mounted)
+    return mounted
+
+
 class Session(requests.Session):
     """A session that reads the environment (proxies, CA bundle) once per origin.
 
@@ -52,17 +87,17 @@ class Session(requests.Session):
     per origin and passed explicitly. ``trust_env`` being off also keeps requests from adding
     ``~/.netrc`` credentials, which must never reach the storage host. Its connections obey
     :func:`deadline`; retries are the caller's (see :func:`count_failure`).
+
+    Args:
+        pool_size: The most threads that send through it at once (:func:`mount`).
     """
 
-    def __init__(self, pool_size: int = 10) -> None:
+    def __init__(self, pool_size: int = POOL_HOSTS) -> None:
         super().__init__()
         self.trust_env = False
         self._env: dict[tuple[str, str], dict[str, Any]] = {}
         self._env_lock = threading.Lock()
-        adapter = WatchedAdapter(pool_connections=pool_size, pool_maxsize=pool_size,
-                                 max_retries=0)
-        self.mount("http://", adapter)
-        self.mount("https://", adapter)
+        mount(self, concurrency=pool_size)
 
     def get_plain(self, url: str, headers: Mapping[str, str], timeout: tuple[float, float],
                   ) -> requests.Response:
@@ -204,6 +239,7 @@ def timeouts(connect: float, read: float, left: float) -> tuple[float, float]:
 
 __all__ = [
     "Cancelled",
+    "POOL_HOSTS",
     "GaveUp",
     "Session",
     "Watch",
@@ -211,5 +247,6 @@ __all__ = [
     "count_failure",
     "deadline",
     "display",
+    "mount",
     "timeouts",
 ]

@@ -11,7 +11,10 @@ URL (the first page is page 1: AxelGlobe's first ``next`` link is ``?page=2``), 
 are addressable, and the ones after are requested too, with the same query, up to
 ``prefetch`` requests in flight. A page requested ahead is only used when the page before
 it links to it (a server that breaks the pattern costs the pages in flight, and fetching
-ahead stops for that search); its error is raised when the iteration reaches it. No page is
+ahead stops for that search); its error is raised when the iteration reaches it, except
+when no complete answer came (a connection dropped, refused or silent, retries included):
+then the reader fetches that page again itself, as paging in sequence would, and the
+search fetches no more pages ahead (:func:`_settled`). No page is
 requested before a ``next`` link says there is more (a one-page result costs one request),
 beyond ``max_pages``, beyond what ``max_items`` needs at the first page's size, or beyond
 a last page (no ``next`` link) or empty page already answered ahead. Pages past the end
@@ -127,12 +130,14 @@ class _Ahead:
         self.trusted = True  # False once a server's link left the ?page=N pattern
         self.wasted = 0
         self._fetch = fetch
+        self.stopped = False  # True once a page fetched ahead got no answer: in sequence
         self._pool: ThreadPoolExecutor | None = None
         self._planned: dict[int, tuple[_Key, Future[dict[str, Any]]]] = {}
+        self._started: list[Future[dict[str, Any]]] = []  # dropped, but maybe on their way
 
     def plan(self, number: int, target: str, params: dict[str, Any]) -> None:
         """Request page ``number`` of the sequence now, unless planned or the window is full."""
-        if number in self._planned or len(self._planned) >= self.size:
+        if self.stopped or number in self._planned or len(self._planned) >= self.size:
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.size, thread_name_prefix="axelglobe-pages")
@@ -172,21 +177,25 @@ class _Ahead:
         self._drop()
         return None
 
-    def _drop(self) -> list[Future[dict[str, Any]]]:
-        """Cancel the planned pages not started; return those started (sent, or done)."""
-        started = [future for _, future in self._planned.values() if not future.cancel()]
+    def stop(self) -> None:
+        """Fetch no more pages ahead in this search: the rest comes one page at a time."""
+        self.stopped = True
+        self._drop()
+
+    def _drop(self) -> None:
+        """Cancel the planned pages not started; keep those started (sent, or done) to await."""
+        self._started += [future for _, future in self._planned.values() if not future.cancel()]
         self.wasted += len(self._planned)
         self._planned.clear()
-        return started
 
     def close(self) -> None:
         """Cancel what has not been sent; wait a little for what has (:data:`SETTLE_SECONDS`)."""
         # Only started futures are awaited: one cancelled before it started is never
         # "done" for concurrent.futures.wait (no worker marks it), which would wait it out.
-        started = self._drop()
+        self._drop()
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
-            concurrent.futures.wait(started, timeout=SETTLE_SECONDS)
+            concurrent.futures.wait(self._started, timeout=SETTLE_SECONDS)
         if self.wasted:
             logger.debug("%d page(s) requested ahead were not needed", self.wasted)
 
@@ -206,7 +215,8 @@ def walk(fetch: Fetch, url: str, base: dict[str, Any], *, max_pages: int, prefet
 
     Raises:
         APIRequestError: more than ``max_pages`` pages, or a page that is not one; any error
-            of ``fetch``, when the iteration reaches that page.
+            of ``fetch``, when the iteration reaches that page (a page fetched ahead that
+            got no answer is first fetched once more, in sequence: :func:`_settled`).
     """
     ahead = _Ahead(fetch, prefetch) if prefetch > 1 else None
     try:
@@ -235,7 +245,10 @@ def _follow(fetch: Fetch, url: str, base: dict[str, Any], ahead: _Ahead | None,
                 "or allow more pages with ag.open(max_pages=...)", url=target)
         followed.add(key)
         future = ahead.take(number, key) if ahead is not None else None
-        page = future.result() if future is not None else fetch(target, params)
+        if future is not None and ahead is not None:
+            page = _settled(future, fetch, target, params, ahead)
+        else:
+            page = fetch(target, params)
         records = _records(page, target)
         keys = {_record_key(record, number, i) for i, record in enumerate(records)}
         if not keys - seen:  # empty, or only items already returned
@@ -257,6 +270,28 @@ def _follow(fetch: Fetch, url: str, base: dict[str, Any], ahead: _Ahead | None,
             return
         target, own = following
         params, via = {**base, **own}, page_number(own)
+
+
+def _settled(future: Future[dict[str, Any]], fetch: Fetch, target: str,
+             params: dict[str, Any], ahead: _Ahead) -> dict[str, Any]:
+    """The page requested ahead; fetched again, in sequence, if it got no complete answer.
+
+    A request sent ahead runs beside others, earlier than its turn: a dropped, refused or
+    silent connection (its retries spent) need not fail the search where paging in sequence
+    would go on. The reader then sends the page's request itself, as paging in sequence
+    does, with the same retries, and the search fetches no more pages ahead (at most one
+    such second try per search). An answer the server gave (an error status, a body that
+    is not a page) is the page's, and is raised as it is.
+    """
+    try:
+        return future.result()
+    except APIRequestError as err:
+        if err.status is not None or err.url != target:
+            raise  # the server's answer about this page (or not this page's request)
+        logger.debug("page %s fetched ahead got no answer (%s): fetching it again, and the "
+                     "rest one page at a time", target, err)
+    ahead.stop()
+    return fetch(target, params)
 
 
 def _plan(ahead: _Ahead, number: int, target: str, via: int | None,

@@ -12,7 +12,9 @@ What it adds to pystac-client's ``StacApiIO``:
 - paging follows ``next`` links with the original query re-sent, and stops: after
   :data:`DEFAULT_MAX_PAGES` pages (an error), at a page with no new items, or at a ``next``
   link already followed; up to :data:`DEFAULT_PREFETCH_PAGES` pages are requested ahead, at
-  once (:mod:`~pystac_axelglobe._paging`), and still come in the server's order;
+  once (:mod:`~pystac_axelglobe._paging`), and still come in the server's order; the
+  session keeps a connection for each page in flight of :data:`SEARCHES_AT_ONCE` searches
+  (pystac-client's keeps 10);
 - the bearer token never reaches a log line; a landing page without ``conformsTo`` gets the
   classes AxelGlobe supports.
 
@@ -34,12 +36,14 @@ from urllib.parse import urlsplit
 import pystac
 import pystac_client
 import requests
+import requests.adapters
 from pystac.serialization import identify_stac_object_type
 from pystac_client.stac_api_io import StacApiIO, Timeout
 from urllib3.exceptions import DecodeError, MaxRetryError, ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from ._dialect import is_search, to_axelglobe_params
+from ._http import mount
 from ._paging import _next_link as _next_link  # moved to _paging; still importable from here
 from ._paging import walk
 from ._redact import redact, redact_headers
@@ -64,8 +68,12 @@ DEFAULT_MAX_PAGES = 1000
 #: Page requests one search keeps in flight at once (``ag.open(prefetch_pages=...)``); 1
 #: requests each page only when the one before has been read, strictly in sequence.
 DEFAULT_PREFETCH_PAGES = 4
-#: The most ``prefetch_pages`` allowed: the connections requests keeps open per host.
+#: The most ``prefetch_pages`` allowed: page requests one search has in flight at once.
 MAX_PREFETCH_PAGES = 10
+#: Searches one client is expected to run side by side (from the caller's threads, e.g. one
+#: per area): its connection pool keeps ``prefetch_pages`` connections for each. More still
+#: work; the connections beyond the pool are closed after use.
+SEARCHES_AT_ONCE = 16
 #: The largest response body read, in bytes (a page of 10,000 items is about 60 MB).
 MAX_RESPONSE_BYTES = 256 * 2**20
 _CHUNK = 64 * 1024
@@ -218,7 +226,8 @@ class AxelGlobeStacApiIO(StacApiIO):
         prefetch_pages: page requests one search keeps in flight, ahead of the reader;
             default :data:`DEFAULT_PREFETCH_PAGES`; 1 fetches strictly one page after
             another. With more, ``request_modifier`` and the auth are also called from the
-            pool's threads.
+            pool's threads. The session keeps :data:`SEARCHES_AT_ONCE` times as many
+            connections per host.
 
     Raises:
         ConfigurationError: a timeout, deadline, max_pages or prefetch_pages that is not a
@@ -254,6 +263,10 @@ class AxelGlobeStacApiIO(StacApiIO):
             timeout=check_timeout(timeout),
             max_retries=self.retry,
         )
+        # pystac-client mounted adapters with requests' 10 connections per host: fewer than
+        # the threads of a few searches fetching ahead at once.
+        mount(self.session, concurrency=SEARCHES_AT_ONCE * self.prefetch_pages,
+              max_retries=self.retry, adapter=requests.adapters.HTTPAdapter)
         self.session.auth = auth
 
     def update(
@@ -336,19 +349,22 @@ class AxelGlobeStacApiIO(StacApiIO):
             request = self._req_modifier(request) or request
 
         # Connections dropped mid-body surface after urllib3 has handed the response over
-        # (the body is read here), so the adapter's Retry never sees them. Re-issue the
-        # request under the same policy object: Retry.increment counts the read error
-        # (raising MaxRetryError when exhausted) and Retry.sleep backs off.
+        # (the body is read here, or by the auth's 401 hook inside _send), so the adapter's
+        # Retry never sees them. Re-issue the request under the same policy object:
+        # Retry.increment counts the read error (raising MaxRetryError when exhausted) and
+        # Retry.sleep backs off.
         retry: Retry = self.retry
         started = time.monotonic()
         while True:
-            resp = self._send(request, method, href)
+            resp: requests.Response | None = None
             try:
+                resp = self._send(request, method, href)
                 resp._content = self._read_body(resp, method, href)
                 resp._content_consumed = True  # type: ignore[attr-defined]  # as requests does
                 break
             except _DROPPED as err:
-                resp.close()
+                if resp is not None:
+                    resp.close()
                 retry = self._again(retry, method, href, err, started)
         if resp.status_code == 429:
             self._raise_if_restricted(resp, href)
@@ -492,6 +508,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "MAX_PREFETCH_PAGES",
     "MAX_RESPONSE_BYTES",
+    "SEARCHES_AT_ONCE",
     "AxelGlobeStacApiIO",
     "check_prefetch_pages",
     "check_timeout",

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from .auth import AxelGlobeAuth
 
 __all__ = [
+    "API_POOL_SIZE",
     "DEFAULT_EXPIRY",
     "PREFETCH_CONCURRENCY",
     "RESOLVE_TIMEOUT",
@@ -74,6 +75,11 @@ RESOLVE_RETRY = resolve_retry()
 #: wide-area link each one is a round trip of waiting: side by side they cost about one.
 #: 0 turns :func:`prefetch` off (reads then resolve their own hrefs, one after another).
 PREFETCH_CONCURRENCY = 16
+#: Connections the API session of one auth keeps (per host): its threads that may resolve
+#: at once with the defaults. :func:`prefetch` in the background, and in the foreground a
+#: download's resolves ahead and its transfers, or :func:`resolve_many` / ``ag.sign``: up to
+#: :data:`PREFETCH_CONCURRENCY` each.
+API_POOL_SIZE = 4 * PREFETCH_CONCURRENCY
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
@@ -171,7 +177,7 @@ def _api_session(auth: AxelGlobeAuth) -> Session:
     with _state_lock:
         session = _sessions.get(auth)
         if session is None:
-            session = Session(pool_size=32)
+            session = Session(pool_size=API_POOL_SIZE)
             session.auth = auth
             _sessions[auth] = session
         return session

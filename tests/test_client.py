@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -373,13 +376,15 @@ def test_faulty_api_still_gives_complete_results(tmp_path: Path) -> None:
         assert emu.counters.faults > 0
 
 
-def test_connections_dropped_mid_body_are_retried(tmp_path: Path) -> None:
+@pytest.mark.parametrize("prefetch_pages", [1, DEFAULT_PREFETCH_PAGES])
+def test_connections_dropped_mid_body_are_retried(tmp_path: Path, prefetch_pages: int) -> None:
     with Emulator(api_fault_rate=0.3, fault_kinds=("drop",), fault_seed=5) as emu:
         truth = sorted(all_ids(emu))
-        # prefetch_pages=1: the seeded faults then land on the same requests every run
-        # (pages fetched side by side draw them in a varying order)
-        client = ag.open(**emu.settings_kwargs(), cache_dir=tmp_path, prefetch_pages=1,
-                         retry=default_retry(backoff_factor=0.01))
+        # Pages fetched ahead, side by side, draw the seeded faults in a varying order: now
+        # and then one page draws six drops in a row, its retries spent. The search must
+        # still complete, as it does one page at a time.
+        client = ag.open(**emu.settings_kwargs(), cache_dir=tmp_path,
+                         prefetch_pages=prefetch_pages, retry=default_retry(backoff_factor=0.01))
         emu.reset_counters()
         ids = [item.id for item in client.search(collections="grus-1", limit=3).items()]
         assert len(ids) == len(set(ids)) and sorted(ids) == truth
@@ -394,6 +399,54 @@ def test_every_request_dropped_gives_up_with_a_clear_error(tmp_path: Path) -> No
         with pytest.raises(APIError, match="connection kept dropping"):
             list(client.search(collections="grus-1").items())
         assert emu.counters.search_requests == 6  # the first try and 5 read retries
+
+
+class _Cut401(BaseHTTPRequestHandler):
+    """The first answer: 401 with a body cut halfway (the connection closed); then JSON."""
+
+    protocol_version = "HTTP/1.1"
+    answered: list[str]
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.answered.append(self.headers.get("Authorization", "")[:7])
+        if len(self.answered) == 1:
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b'{"code": "Unauth')
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+            return
+        body = json.dumps({"type": "Catalog", "id": "cut"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+
+def test_a_401_whose_body_is_cut_is_retried(emulator: Emulator, tmp_path: Path) -> None:
+    # The auth's 401 hook reads the refused answer's body before sending again: a connection
+    # dropped there broke out of the request as a bare requests error, never retried.
+    handler = type("Handler", (_Cut401,), {"answered": []})
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/stac"
+        auth = ag.AxelGlobeAuth(**{**emulator.settings_kwargs(), "api_url": url},
+                                cache_dir=tmp_path)
+        before = emulator.counters.token_requests
+        io = AxelGlobeStacApiIO(auth, retry=default_retry(backoff_factor=0.01))
+        try:
+            assert io.read_json(f"{url}/collections") == {"type": "Catalog", "id": "cut"}
+        finally:
+            server.shutdown()
+    assert handler.answered == ["Bearer ", "Bearer "]  # refused once, then sent again
+    assert emulator.counters.token_requests == before + 2  # a token, then a fresh one
 
 
 def test_restriction_comes_through_as_restricted_error(tmp_path: Path) -> None:

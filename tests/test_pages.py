@@ -3,13 +3,15 @@ than the window allows.
 
 Against the emulator (``limit=2`` gives many pages) and small scripted servers on 127.0.0.1
 whose pages are addressable by ``?page=N``, as AxelGlobe's are: one that counts requests in
-flight, one that fails on a page, one that answers 404 past the end, one whose links leave
-the ``?page=N`` pattern. Counts are taken at the servers.
+flight, one that fails on a page, one that drops a page's connections, one that answers 404
+past the end, one whose links leave the ``?page=N`` pattern. Counts are taken at the
+servers.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -350,6 +352,64 @@ def test_an_error_comes_at_its_page_after_the_pages_before(
         wait_for_no_pool_threads()
         assert server.asked.count(3) == 1 + 2  # retried, like any page
         assert max(server.asked) <= 3 + DEFAULT_PREFETCH_PAGES
+
+
+def _cut(server: Pages, n: int, h: Any) -> None:
+    """Page ``n``'s headers and half its body, then the connection closed (a drop)."""
+    body = json.dumps(server.page(n)).encode()
+    h.send_response(200)
+    h.send_header("Content-Type", "application/json")
+    h.send_header("Content-Length", str(len(body)))
+    h.end_headers()
+    h.wfile.write(body[: len(body) // 2])
+    h.wfile.flush()
+    h.connection.shutdown(socket.SHUT_RDWR)
+    h.close_connection = True
+
+
+@pytest.mark.timeout(60)
+def test_a_page_ahead_that_got_no_answer_is_fetched_again_in_sequence(
+        opened: Callable[..., pystac_client.Client]) -> None:
+    in_flight_after: list[int] = []
+
+    def drop_3_six_times(server: Pages, n: int, h: Any) -> bool:
+        if n == 3 and server.asked.count(3) <= 6:  # the whole budget of one request (FAST)
+            _cut(server, 3, h)
+            return True
+        if server.asked.count(3) > 6:
+            in_flight_after.append(server.in_flight)
+        return False
+
+    with Pages(last=10, answer=drop_3_six_times, delay=0.02) as server:
+        ids = [i.id for i in opened(server).search().items()]
+        wait_for_no_pool_threads()
+    # Page 3 was requested ahead and its retries were spent on drops: the reader asked for
+    # it once more, itself, as paging in sequence would, and the search went on.
+    assert ids == [f"item-{n * 10 + i}" for n in range(1, 11) for i in range(2)]
+    assert server.asked.count(3) == 6 + 1
+    # From then on, one page at a time: none fetched ahead any more.
+    assert in_flight_after and max(in_flight_after) == 1
+    assert [server.asked.count(n) for n in range(7, 11)] == [1, 1, 1, 1]
+
+
+@pytest.mark.timeout(60)
+def test_a_page_that_gets_no_answer_in_sequence_either_fails_the_search(
+        opened: Callable[..., pystac_client.Client]) -> None:
+    def always_drop_3(server: Pages, n: int, h: Any) -> bool:
+        if n == 3:
+            _cut(server, 3, h)
+            return True
+        return False
+
+    with Pages(last=8, answer=always_drop_3) as server:
+        got: list[str] = []
+        with pytest.raises(APIRequestError, match="connection kept dropping") as info:
+            for item in opened(server).search().items():
+                got.append(item.id)
+        wait_for_no_pool_threads()
+    assert got == ["item-10", "item-11", "item-20", "item-21"]
+    assert info.value.status is None
+    assert server.asked.count(3) == 2 * 6  # ahead, then once more in sequence: no more
 
 
 @pytest.mark.timeout(60)
