@@ -5,7 +5,7 @@ memory stays flat however many items a search finds. The format follows FILE's s
 (:func:`format_of`):
 
 - ``json`` (``.json``, ``.geojson``, any other suffix): a GeoJSON FeatureCollection, the same
-  bytes ``json.dumps(item_collection.to_dict(), indent=2)`` gives, written item by item;
+  bytes ``json.dumps(search.item_collection_as_dict(), indent=2)`` gives, item by item;
 - ``ndjson`` (``.ndjson``, ``.jsonl``): one item a line;
 - ``parquet`` (``.parquet``, ``.geoparquet``): stac-geoparquet, through the stac-geoparquet
   library (the ``[parquet]`` extra). A parquet file has one schema, fixed before its first
@@ -99,7 +99,7 @@ class ItemWriter:
         self.count = 0
 
     def write(self, items: Sequence[dict[str, Any]]) -> None:
-        """Add these items (dicts, as ``pystac.Item.to_dict()`` gives) after the others."""
+        """Add these items (STAC item dicts, as a search page has them) after the others."""
         raise NotImplementedError
 
     def finish(self) -> None:
@@ -138,7 +138,7 @@ class JsonWriter(_TextWriter):
     """A GeoJSON FeatureCollection: a header, the items, a footer.
 
     Byte for byte ``json.dumps({"type": "FeatureCollection", "features": items},
-    indent=2)`` and a newline, as ``search --save`` wrote before it streamed.
+    indent=2)`` and a newline, without holding ``items``.
     """
 
     def __init__(self, path: Path) -> None:

@@ -541,10 +541,12 @@ def _save(state: _State, kwargs: dict[str, Any], save: Path, fmt: str,
     # written fails here, having cost nothing.
     with save_items(save, fmt) as writer:
         client, _ = state.client()
-        # pages(): one page in memory at a time; to_dict() gives each item as an
-        # ItemCollection's to_dict() would (what --save wrote before it streamed)
-        for page in client.search(**kwargs).pages():
-            features = page.to_dict()["features"]
+        # The items as the API gives them (the client's modifier applied), one page at a
+        # time, as pystac-client's `stac-client search --save` writes them. No pystac.Item:
+        # pystac caches every item whose root is the client in the client, and an item's
+        # links refer back to it, so memory would grow with the items after all.
+        for page in client.search(**kwargs).pages_as_dicts():
+            features = page.get("features") or []
             writer.write(features)
             if table:
                 rows += [_row(f["id"], f.get("properties") or {}) for f in features]
