@@ -52,7 +52,7 @@ SUFFIXES = {".ndjson": "ndjson", ".jsonl": "ndjson", ".parquet": "parquet",
             ".geoparquet": "parquet"}
 #: Items converted to Arrow at once: the parquet writer's memory is bounded by this many
 #: items (and one page), whatever the search finds. Larger chunks cost fewer conversions.
-PARQUET_CHUNK_ITEMS = 1000
+PARQUET_CHUNK_ITEMS = 500
 #: What the parquet format needs besides the core.
 PARQUET_MODULES = ("pyarrow", "stac_geoparquet")
 _OPEN_FLAGS = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
