@@ -194,7 +194,9 @@ class ParquetWriter(ItemWriter):
             raise ConfigurationError(
                 f"these items cannot share one stac-geoparquet schema ({err}); save them "
                 "as .ndjson or .json instead") from err
-        part = self.path.with_name(f"part-{len(self._parts):06d}.arrow")
+        # beside the output, in a folder of their own: no FILE name can be a part's
+        part = self.path.parent / "parts" / f"{len(self._parts):06d}.arrow"
+        part.parent.mkdir(exist_ok=True)
         with pa.OSFile(str(part), "wb") as sink, pa.ipc.new_file(
                 sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="lz4")) as ipc:
             ipc.write_table(table)

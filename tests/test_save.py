@@ -382,7 +382,7 @@ def test_a_failure_midway_leaves_the_file_as_it_was(emulator_env: Emulator, tmp_
     if name == "items.ndjson":
         assert f"{folder}/{name}" in staged
     if name == "items.parquet":
-        assert {f"{folder}/part-000000.arrow", f"{folder}/part-000001.arrow"} <= set(staged)
+        assert {f"{folder}/parts/000000.arrow", f"{folder}/parts/000001.arrow"} <= set(staged)
 
 
 @pytest.mark.timeout(120)
