@@ -52,9 +52,9 @@ def child(way: str, size: int, limit: int, path: str, trace: bool,
     """One save in this process: the figures as a dict."""
     import tracemalloc
 
-    from pystac_axelglobe import _save
+    from pystac_axelglobe import _parquet
 
-    _save.PARQUET_CHUNK_ITEMS = chunk
+    _parquet.PARQUET_CHUNK_ITEMS = chunk
     import pyarrow  # noqa: F401 - imported before the baseline, as by the parquet writer
     import stac_geoparquet.arrow  # noqa: F401
 

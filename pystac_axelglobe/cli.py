@@ -551,6 +551,8 @@ def _save(state: _State, kwargs: dict[str, Any], save: Path, fmt: str,
             if table:
                 rows += [_row(f["id"], f.get("properties") or {}) for f in features]
     click.echo(f"Saved {writer.count} item(s) to {save}", err=True)
+    for note in writer.notes:  # fields parquet stored as text, say
+        click.echo(f"Note: {note}", err=True)
     if table:
         click.echo(_table(rows))
 

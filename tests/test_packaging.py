@@ -88,7 +88,7 @@ def _extras_for(path: Path) -> tuple[str, ...]:
     if relative.startswith("emulator/"):
         return ("emulator",)
     return {"cli.py": ("cli",), "demo.py": ("all",), "cluster.py": ("distributed",),
-            "_save.py": ("parquet",)}.get(relative, ())
+            "_parquet.py": ("parquet",)}.get(relative, ())
 
 
 MODULES = sorted(PACKAGE.rglob("*.py"))
