@@ -65,10 +65,10 @@ def _is_list(kind: pa.DataType) -> bool:
 def merge_types(a: pa.DataType, b: pa.DataType, path: str, drifted: set[str]) -> pa.DataType:
     """A type that holds values of both ``a`` and ``b``; text where none does.
 
-    Structs merge field by field (``a``'s fields first), lists by their values; other
-    types as Arrow promotes them (null to anything, int to float). Types Arrow cannot
-    promote (text and a number, a struct and a list) give text, and add ``path`` to
-    ``drifted``.
+    Structs merge field by field (``a``'s fields first), lists by their values; types of
+    one JSON kind as Arrow promotes them (int to float; null to anything). Types of
+    different kinds (text and a number, true/false and a number, a struct and a list) give
+    text, and add ``path`` to ``drifted``.
 
     Example:
         >>> merge_types(pa.struct({"a": pa.int64()}), pa.struct({"a": pa.float64(),
@@ -83,13 +83,13 @@ def merge_types(a: pa.DataType, b: pa.DataType, path: str, drifted: set[str]) ->
         value = merge_types(a.value_type, b.value_type, path + _LIST, drifted)
         both_small = pa.types.is_list(a) and pa.types.is_list(b)
         return pa.list_(value) if both_small else pa.large_list(value)
+    # Not Arrow's promotion alone: it would make true 1.0 beside a float
     if _family(a) == _family(b) or pa.types.is_null(a) or pa.types.is_null(b):
         try:
             schemas = [pa.schema([pa.field("x", a)]), pa.schema([pa.field("x", b)])]
             return pa.unify_schemas(schemas, promote_options="permissive").field("x").type
         except (pa.ArrowTypeError, pa.ArrowInvalid):
             pass
-    # Arrow would promote true to 1.0 too: only numbers widen into numbers
     drifted.add(path)
     return pa.string()
 
