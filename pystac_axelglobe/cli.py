@@ -30,6 +30,7 @@ import click
 
 from . import __version__
 from ._redact import redact
+from ._save import FORMATS, format_of, require
 from .emulator.switches import click_options, emulator_kwargs
 from .errors import AxelGlobeError, InvalidQueryError
 from .settings import ENV_CLIENT_SECRET, Settings
@@ -593,15 +594,16 @@ def _search_kwargs(*, collections: Sequence[str], ids: Sequence[str],
     return kwargs
 
 
-def _table(items: Sequence[pystac.Item]) -> str:
-    """A readable table of items: id, date, platform, cloud cover, capture id."""
-    rows = [("id", "datetime", "platform", "cloud %", "capture id")]
-    for item in items:
-        props = item.properties
-        cloud = props.get("eo:cloud_cover")
-        rows.append((item.id, props.get("datetime") or "", str(props.get("platform", "")),
-                     "" if cloud is None else f"{float(cloud):.1f}",
-                     str(props.get("ag:capture_id", ""))))
+def _row(item_id: str, props: dict[str, Any]) -> tuple[str, ...]:
+    """One item's row of :func:`_table`: id, date, platform, cloud cover, capture id."""
+    cloud = props.get("eo:cloud_cover")
+    return (item_id, props.get("datetime") or "", str(props.get("platform", "")),
+            "" if cloud is None else f"{float(cloud):.1f}", str(props.get("ag:capture_id", "")))
+
+
+def _table(items: Sequence[tuple[str, ...]]) -> str:
+    """A readable table of items' :func:`_row`: id, date, platform, cloud cover, capture id."""
+    rows = [("id", "datetime", "platform", "cloud %", "capture id"), *items]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
              for row in rows]
@@ -610,31 +612,67 @@ def _table(items: Sequence[pystac.Item]) -> str:
     return "\n".join(lines)
 
 
+def _save(state: _State, kwargs: dict[str, Any], save: Path, fmt: str,
+          table: bool) -> None:
+    """Write the search's items to ``save`` page by page (:mod:`._save`), then report."""
+    from ._save import save_items
+
+    rows: list[tuple[str, ...]] = []
+    # The private folder beside FILE is made before any request: a folder that cannot be
+    # written fails here, having cost nothing.
+    with save_items(save, fmt) as writer:
+        client, _ = state.client()
+        # The items as the API gives them (the client's modifier applied), one page at a
+        # time, as pystac-client's `stac-client search --save` writes them. No pystac.Item:
+        # pystac caches every item whose root is the client in the client, and an item's
+        # links refer back to it, so memory would grow with the items after all.
+        for page in client.search(**kwargs).pages_as_dicts():
+            features = page.get("features") or []
+            writer.write(features)
+            if table:
+                rows += [_row(f["id"], f.get("properties") or {}) for f in features]
+    click.echo(f"Saved {writer.count} item(s) to {save}", err=True)
+    for note in writer.notes:  # fields parquet stored as text, say
+        click.echo(f"Note: {note}", err=True)
+    if table:
+        click.echo(_table(rows))
+
+
 @cli.command()
 @_search_options
 @click.option("--save", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
-              help="Write the ItemCollection (GeoJSON) to FILE instead of stdout.")
+              help="Write the items to FILE as the pages arrive, instead of stdout: GeoJSON "
+                   "(.json or any other suffix), one item a line (.ndjson, .jsonl) or "
+                   "stac-geoparquet (.parquet; needs the [parquet] extra).")
+@click.option("--format", "format_", type=click.Choice(FORMATS), default=None,
+              help="The format of --save FILE, whatever its suffix.")
 @click.option("--table", is_flag=True, help="Print a readable table instead of GeoJSON.")
 @pass_state
-def search(state: _State, /, save: Path | None, table: bool, **flags: Any) -> None:
+def search(state: _State, /, save: Path | None, format_: str | None, table: bool,
+           **flags: Any) -> None:
     """Search items; print a GeoJSON FeatureCollection (or a table, or save it).
 
     Filter flags (--filter, --cloud-cover, --aoi-cloud-cover, --capture-id, --intersects)
-    are combined with AND.
+    are combined with AND. --save writes FILE whole or not at all: a failure or Ctrl-C
+    leaves FILE as it was.
     """
     kwargs = _search_kwargs(**flags)  # checked before anything is sent
-    if save is not None and not save.parent.is_dir():
+    if save is None:
+        if format_ is not None:
+            raise click.UsageError("--format needs --save FILE")
+        client, _ = state.client()
+        items = client.search(**kwargs).item_collection()
+        if table:
+            click.echo(_table([_row(i.id, i.properties) for i in items]))
+        else:
+            click.echo(json.dumps(items.to_dict(transform_hrefs=False), indent=2))
+        return
+    if not save.parent.is_dir():
         raise click.BadParameter(f"the folder {save.parent} does not exist",
                                  param_hint="'--save'")
-    client, _ = state.client()
-    items = client.search(**kwargs).item_collection()
-    if save is not None:
-        save.write_text(json.dumps(items.to_dict(), indent=2) + "\n", encoding="utf-8")
-        click.echo(f"Saved {len(items)} item(s) to {save}", err=True)
-    if table:
-        click.echo(_table(list(items)))
-    elif save is None:
-        click.echo(json.dumps(items.to_dict(transform_hrefs=False), indent=2))
+    fmt = format_of(save, format_)
+    require(fmt, f"axelglobe search --save {save.name}")  # the extra, before any request
+    _save(state, kwargs, save, fmt, table)
 
 
 # --------------------------------------------------------------------------------- download
