@@ -433,12 +433,16 @@ class _Cut401(BaseHTTPRequestHandler):
 def test_a_401_whose_body_is_cut_is_retried(emulator: Emulator, tmp_path: Path) -> None:
     # The auth's 401 hook reads the refused answer's body before sending again: a connection
     # dropped there broke out of the request as a bare requests error, never retried.
-    handler = type("Handler", (_Cut401,), {"answered": []})
+    class Handler(_Cut401):
+        answered: list[str] = []  # a class per test: nothing shared between tests
+
+    handler = Handler
     with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{server.server_address[1]}/stac"
-        auth = ag.AxelGlobeAuth(**{**emulator.settings_kwargs(), "api_url": url},
-                                cache_dir=tmp_path)
+        settings = emulator.settings_kwargs()
+        settings["api_url"] = url
+        auth = ag.AxelGlobeAuth(**settings, cache_dir=tmp_path)
         before = emulator.counters.token_requests
         io = AxelGlobeStacApiIO(auth, retry=default_retry(backoff_factor=0.01))
         try:

@@ -223,13 +223,13 @@ def test_tokens_expiring_during_a_job_are_renewed_once_for_the_whole_cluster(
     assert emu.counters.token_requests == len(issued)
 
 
-def _workers_by_name(client: distributed.Client, expected: set[str]) -> dict[str, str]:
+def _workers_by_name(client: Any, expected: set[str]) -> dict[str, str]:
     """The scheduler's live ``{name: address}``, once every expected worker has (re)joined."""
     def names(dask_scheduler: Any) -> dict[str, str]:
         return {str(w.name): a for a, w in dask_scheduler.workers.items()}
 
     deadline = time.monotonic() + 60  # a restarted worker on a loaded machine takes seconds
-    while (found := client.run_on_scheduler(names)).keys() < expected:
+    while (found := dict(client.run_on_scheduler(names))).keys() < expected:
         assert time.monotonic() < deadline, f"workers {sorted(found)} never became {expected}"
         time.sleep(0.2)
     return found

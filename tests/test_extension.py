@@ -237,7 +237,7 @@ def test_items_through_open_read_with_eo_and_ag(emulator: Emulator) -> None:
             assert band.solar_illumination == pytest.approx(table.solar_illumination, abs=0.01)
         capture = AxelGlobeExtension.ext(item).capture_id
         assert isinstance(capture, str) and len(capture) == 16
-        assert "crs" not in item.geometry  # type: ignore[operator]
+        assert "crs" not in item.geometry
         asset_bands = EOExtension.ext(item.assets["band3"]).bands
         assert asset_bands is not None and asset_bands[0].center_wavelength == 0.652
 
