@@ -14,6 +14,7 @@ import shapely
 import shapely.geometry
 
 from pystac_axelglobe import filters
+from pystac_axelglobe._filter_limits import text_shape
 from pystac_axelglobe.errors import InvalidQueryError
 
 GUIDE_MULTIPOLYGON = (
@@ -307,7 +308,7 @@ def test_filters_at_the_limits_parse_in_a_small_thread_stack() -> None:
 )
 def test_the_filter_scan_counts_nesting_and_clauses_outside_literals(
         text: str, depth: int, clauses: int) -> None:
-    assert filters._text_shape(text) == (depth, clauses)
+    assert text_shape(text) == (depth, clauses)
 
 
 def test_the_builders_respect_the_bounds() -> None:
