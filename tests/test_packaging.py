@@ -87,8 +87,8 @@ def _extras_for(path: Path) -> tuple[str, ...]:
         return ("emulator", "cli")
     if relative.startswith("emulator/"):
         return ("emulator",)
-    return {"cli.py": ("cli",), "demo.py": ("all",), "cluster.py": ("distributed",)}.get(
-        relative, ())
+    return {"cli.py": ("cli",), "demo.py": ("all",), "cluster.py": ("distributed",),
+            "_cluster_channel.py": ("distributed",)}.get(relative, ())
 
 
 MODULES = sorted(PACKAGE.rglob("*.py"))
