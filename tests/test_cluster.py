@@ -25,6 +25,7 @@ import pytest
 import pystac_axelglobe as ag
 from pystac_axelglobe import cluster as ag_cluster
 from pystac_axelglobe import tokens as tokens_module
+from pystac_axelglobe._cluster_channel import Source, channel_names
 from pystac_axelglobe.emulator import Emulator
 from pystac_axelglobe.errors import APIRequestError, ConfigurationError
 from pystac_axelglobe.settings import Settings
@@ -362,7 +363,7 @@ def test_a_worker_whose_client_is_gone_fails_with_what_to_do(
     class Unreachable:
         status = "closed"
 
-    source = ag_cluster._Source(ag_cluster._names(("t", "c", "a")), 0.2, Unreachable())  # type: ignore[arg-type]
+    source = Source(channel_names(("t", "c", "a")), 0.2, Unreachable())  # type: ignore[arg-type]
     source._client = lambda: (_ for _ in ()).throw(OSError("connection refused"))  # type: ignore[method-assign]
     with pytest.raises(APIRequestError, match="Keep the client that called ag.load"):
         source(_worker_settings(emulator, tmp_path), None, lambda t: True)
@@ -375,7 +376,7 @@ def test_an_in_process_cluster_uses_this_processs_provider_and_sharing_can_be_de
     auth = ag.AxelGlobeAuth(**emulator.settings_kwargs())
     key = credential_key(auth.settings)
     items = _capture(emulator)[:1]
-    plugin = ag_cluster._names(key).plugin
+    plugin = channel_names(key).plugin
     with distributed.LocalCluster(n_workers=1, processes=False, threads_per_worker=2,
                                   host="127.0.0.1", protocol="tcp",
                                   dashboard_address="127.0.0.1:0") as cluster, \

@@ -14,6 +14,7 @@ import shapely
 import shapely.geometry
 
 from pystac_axelglobe import filters
+from pystac_axelglobe._filter_limits import text_shape
 from pystac_axelglobe.errors import InvalidQueryError
 
 GUIDE_MULTIPOLYGON = (
@@ -307,7 +308,7 @@ def test_filters_at_the_limits_parse_in_a_small_thread_stack() -> None:
 )
 def test_the_filter_scan_counts_nesting_and_clauses_outside_literals(
         text: str, depth: int, clauses: int) -> None:
-    assert filters._text_shape(text) == (depth, clauses)
+    assert text_shape(text) == (depth, clauses)
 
 
 def test_the_builders_respect_the_bounds() -> None:
@@ -338,3 +339,35 @@ def test_a_filter_too_long_is_refused() -> None:
     assert len(as_json) > filters.MAX_FILTER_LENGTH
     with pytest.raises(InvalidQueryError, match="characters long"):
         filters.validate_filter(as_json)
+
+
+def test_an_unreadable_geometry_inside_a_wrapper_is_the_part_quoted() -> None:
+    # A Feature or __geo_interface__ is unwrapped first: the error quotes the part that
+    # could not be read, not the whole wrapper (the user sees which geometry is bad).
+    bad = {"type": "Point", "coordinates": "x"}
+    for wrapped in ({"type": "Feature", "properties": {"name": "somewhere"}, "geometry": bad},
+                    GeoThing(bad)):
+        with pytest.raises(InvalidQueryError, match="cannot read") as caught:
+            filters.intersects(wrapped)
+        assert repr(bad) in str(caught.value) and "somewhere" not in str(caught.value)
+    with pytest.raises(InvalidQueryError, match="cannot read 'POINT \\(1' as a geometry"):
+        filters.to_shapely("POINT (1")
+
+
+def test_the_names_of_the_one_module_layout_still_import() -> None:
+    # filters.py was split into rooms (issue 13); ag.filters.* and the private name
+    # _dialect.py imports from here must keep working.
+    from pystac_axelglobe import _filter_check, _filter_limits, _geometry
+    from pystac_axelglobe.filters import _check_lonlat
+
+    assert filters.__all__ == [
+        "MAX_FILTER_CLAUSES", "MAX_FILTER_DEPTH", "MAX_FILTER_LENGTH",
+        "SUPPORTED_GEOMETRY_TYPES", "all_of", "any_of", "aoi_cloud_cover", "capture_id",
+        "check_filter_size", "cloud_cover", "format_number", "intersects", "to_shapely",
+        "validate_filter"]
+    assert filters.validate_filter is _filter_check.validate_filter
+    assert filters.check_filter_size is _filter_limits.check_filter_size
+    assert filters.to_shapely is _geometry.to_shapely
+    assert _check_lonlat is _geometry.check_lonlat
+    with pytest.raises(InvalidQueryError, match="coordinates are \\(lon, lat\\)"):
+        _check_lonlat((-21.5, -50.38, -21.4, 91))

@@ -87,8 +87,13 @@ def _extras_for(path: Path) -> tuple[str, ...]:
         return ("emulator", "cli")
     if relative.startswith("emulator/"):
         return ("emulator",)
-    return {"cli.py": ("cli",), "demo.py": ("all",), "cluster.py": ("distributed",),
-            "_parquet.py": ("parquet",)}.get(relative, ())
+    return {  # one module per line: each new module that needs an extra adds its own
+        "cli.py": ("cli",),
+        "demo.py": ("all",),
+        "cluster.py": ("distributed",),
+        "_cluster_channel.py": ("distributed",),
+        "_parquet.py": ("parquet",),
+    }.get(relative, ())
 
 
 MODULES = sorted(PACKAGE.rglob("*.py"))

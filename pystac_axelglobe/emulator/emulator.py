@@ -1,4 +1,9 @@
-"""The :class:`Emulator`: a context manager that starts the servers and talks to them.
+"""The :class:`Emulator`: a context manager that starts the servers and drives them.
+
+Its switches, the start and stop of the servers (in the emulator's own process,
+:mod:`.host`, or in threads) and the settings that point a client at them are here; what a
+test asks of the running servers (logs, counters, revoking tokens, ...) is
+:class:`~.hooks.ServerHooks`, its base class.
 
 Example:
     >>> Emulator().running
@@ -18,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from .hooks import ServerHooks
 from .host import SUPPORTED as SERVERS_PROCESS_SUPPORTED
 from .host import Host, RemoteServers
 from .state import (
@@ -32,8 +38,6 @@ from .state import (
 from .switches import check
 
 if TYPE_CHECKING:
-    import pystac
-
     from ..settings import Settings
     from .archive import Archive
     from .servers import ServerSet
@@ -64,7 +68,7 @@ def _switch(name: str) -> Any:
     return property(get, set, doc=f"The ``{name}`` switch (may change while serving).")
 
 
-class Emulator:
+class Emulator(ServerHooks):
     """The loopback AxelGlobe, as a context manager.
 
     Args:
@@ -114,7 +118,9 @@ class Emulator:
             does, as a debugger stepping through the servers would. Always so on Windows.
 
     The switches from ``token_lifetime`` to ``reject_tokens`` are also attributes that may be
-    changed while the servers run; the others are read when it starts.
+    changed while the servers run; the others are read when it starts. What the running
+    servers saw and the actions on them (``requests``, ``storage_log``, ``token_times``,
+    ``reset_counters()``, ``revoke_tokens()``, ...) come from :class:`~.hooks.ServerHooks`.
 
     Example:
         >>> with Emulator() as emu:  # doctest: +SKIP
@@ -268,135 +274,6 @@ class Emulator:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-    def _call(self, command: str, *args: Any) -> Any:
-        if self._servers is None:
-            raise RuntimeError("start the emulator first (with Emulator() as emu: ...)")
-        return self._servers.call(command, *args)
-
-    # --- what the servers know --------------------------------------------------------------
-
-    @property
-    def requests(self) -> list[tuple[str, str, str]]:
-        """``(method, path, query)`` of every request the API received since the last reset.
-
-        Example:
-            >>> with Emulator() as emu:  # doctest: +SKIP
-            ...     emu.requests
-            []
-        """
-        if self._servers is None:
-            return []
-        result: list[tuple[str, str, str]] = self._call("api_log")
-        return result
-
-    @property
-    def storage_log(self) -> list[tuple[str, str, str]]:
-        """``(method, path, Range header or "")`` of every storage request since the reset.
-
-        Example:
-            >>> with Emulator() as emu:  # doctest: +SKIP
-            ...     emu.storage_log
-            []
-        """
-        if self._servers is None:
-            return []
-        result: list[tuple[str, str, str]] = self._call("storage_log")
-        return result
-
-    @property
-    def token_times(self) -> list[float]:
-        """When (epoch seconds) the token endpoint issued each token since the reset.
-
-        Example:
-            >>> with Emulator() as emu:  # doctest: +SKIP
-            ...     emu.token_times
-            []
-        """
-        if self._servers is None:
-            return []
-        result: list[float] = self._call("token_times")
-        return result
-
-    @property
-    def storage_headers(self) -> list[dict[str, str]]:
-        """The headers (lower-case names) of every storage request since the reset.
-
-        For tests that check what reaches storage: no ``authorization``, no ``cookie``.
-
-        Example:
-            >>> with Emulator() as emu:  # doctest: +SKIP
-            ...     emu.storage_headers
-            []
-        """
-        if self._servers is None:
-            return []
-        result: list[dict[str, str]] = self._call("storage_headers")
-        return result
-
-    def reset_counters(self) -> None:
-        """Zero every counter and forget the logged requests.
-
-        Example:
-            >>> with Emulator() as emu:  # doctest: +SKIP
-            ...     emu.reset_counters()
-        """
-        if self._servers is None:
-            self.counters.reset()
-        else:
-            self._call("reset")
-
-    def revoke_tokens(self) -> None:
-        """Every token issued so far answers 401 from now on.
-
-        Example:
-            >>> with Emulator() as emu:  # doctest: +SKIP
-            ...     emu.revoke_tokens()
-        """
-        self._call("revoke_tokens")
-
-    def rotate_signing_key(self) -> None:
-        """Storage refuses every URL presigned so far (403), as after a key rotation.
-
-        Example:
-            >>> with Emulator() as emu:  # doctest: +SKIP
-            ...     emu.rotate_signing_key()
-        """
-        self._call("rotate_signing_key")
-
-    def token(self) -> str:
-        """Issue a token for the default client straight from the server state (no request).
-
-        Handy for tests that speak to the API directly; it counts as no token request.
-
-        Example:
-            >>> with Emulator() as emu:  # doctest: +SKIP
-            ...     headers = {"Authorization": f"Bearer {emu.token()}"}
-        """
-        token: str = self._call("token", self.client_id)
-        return token
-
-    def items(self) -> list[pystac.Item]:
-        """Every item the API serves, as ``pystac.Item`` (hrefs on this emulator).
-
-        The archive's truth, without a request: for tests to compute what a search, a
-        download or a load should give. As served: without ``ag:capture_id`` when
-        ``capture_ids`` is off (``emu.archive.items(emu.api_url)`` keeps it).
-
-        Example:
-            >>> with Emulator() as emu:  # doctest: +SKIP
-            ...     ids = {item.id for item in emu.items()}
-        """
-        if self.archive is None or not self.api_url:
-            raise RuntimeError("start the emulator first (with Emulator() as emu: ...)")
-        import pystac
-
-        from .bulk import bulk_items
-        from .items import as_served
-
-        found = self.archive.items(self.api_url) + bulk_items(self.extra_items, self.api_url)
-        return [pystac.Item.from_dict(as_served(d, capture_ids=self.capture_ids))
-                for d in found]
 
     # --- pointing clients at it --------------------------------------------------------------
 

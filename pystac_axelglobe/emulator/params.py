@@ -193,22 +193,27 @@ def _check(node: Any) -> None:
         )
     op = node.get("op")
     if op is not None:
-        if str(op).lower() == "envelope":
-            raise SearchError(
-                "ENVELOPE is not supported in S_INTERSECTS; use BBOX(minx, miny, maxx, maxy)"
-            )
-        if op not in _COMPARISONS and op not in _LOGICAL and op not in _OTHER:
-            raise SearchError(f"the CQL2 operator {op!r} is not supported by this API")
         args = node.get("args", [])
-        if op == "s_intersects":
-            if len(args) != 2 or args[0] != {"property": "geometry"}:
-                raise SearchError(
-                    "S_INTERSECTS must be written S_INTERSECTS(geometry, <geometry>)"
-                )
-            _literal_geometry(args[1])
-        if op == "avg" and (len(args) != 1 or "property" not in args[0]):
-            raise SearchError("avg() takes one property, e.g. avg(eo:cloud_cover)")
+        _check_operator(op, args)
         _check(args)
+
+
+def _check_operator(op: Any, args: Any) -> None:
+    """Refuse the operator ``op`` applied to ``args`` where the real API refuses it."""
+    if str(op).lower() == "envelope":
+        raise SearchError(
+            "ENVELOPE is not supported in S_INTERSECTS; use BBOX(minx, miny, maxx, maxy)"
+        )
+    if op not in _COMPARISONS and op not in _LOGICAL and op not in _OTHER:
+        raise SearchError(f"the CQL2 operator {op!r} is not supported by this API")
+    if op == "s_intersects":
+        if len(args) != 2 or args[0] != {"property": "geometry"}:
+            raise SearchError(
+                "S_INTERSECTS must be written S_INTERSECTS(geometry, <geometry>)"
+            )
+        _literal_geometry(args[1])
+    if op == "avg" and (len(args) != 1 or "property" not in args[0]):
+        raise SearchError("avg() takes one property, e.g. avg(eo:cloud_cover)")
 
 
 def _literal_geometry(node: Any) -> BaseGeometry:
