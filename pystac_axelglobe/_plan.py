@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -75,32 +75,6 @@ def download_root(directory: str | os.PathLike[str]) -> Path:
     if root.exists() and not root.is_dir():
         raise ConfigurationError(f"directory {str(root)!r} exists and is not a folder")
     return root
-
-
-def as_items(items: object) -> list[pystac.Item]:
-    """``items`` as a list of ``pystac.Item`` (an ``ItemSearch`` is paged through)."""
-    if isinstance(items, pystac.Item):
-        return [items]
-    if isinstance(items, pystac.ItemCollection):
-        return list(items.items)
-    search_items = getattr(items, "items", None)
-    if callable(search_items) and not isinstance(items, dict):
-        # pystac_client.ItemSearch: iterating its items() pages through the search.
-        items = search_items()
-    if isinstance(items, (str, bytes, dict)) or not isinstance(items, Iterable):
-        raise ConfigurationError(
-            f"download() takes a pystac.Item, a list of them, an ItemCollection or an "
-            f"ItemSearch, not {type(items).__name__}; for an item dict use "
-            "pystac.Item.from_dict(d)"
-        )
-    result = list(items)
-    for obj in result:
-        if not isinstance(obj, pystac.Item):
-            raise ConfigurationError(
-                f"download() takes pystac.Item objects, got a {type(obj).__name__} in the "
-                "list; for item dicts use pystac.Item.from_dict(d)"
-            )
-    return result
 
 
 def check_name(name: object, what: str) -> str:
@@ -194,7 +168,6 @@ def is_complete(root: Path, task: Task) -> bool:
 __all__ = [
     "MAX_NAME",
     "Task",
-    "as_items",
     "check_arguments",
     "check_name",
     "download_root",

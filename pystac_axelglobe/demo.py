@@ -30,6 +30,7 @@ import pystac_axelglobe.filters as filters
 
 from .emulator.archive import GUIDE_MULTIPOLYGON as _GUIDE_RINGS
 from .errors import AxelGlobeError
+from .settings import COLLECTION_ID
 
 if TYPE_CHECKING:
     import pystac
@@ -122,7 +123,7 @@ def guide_scenarios() -> list[Scenario]:
         >>> [s.name for s in guide_scenarios()]
         ['item-cloud-cover', 'aoi-cloud-cover', 'multipolygon-aoi-cloud-cover', 'capture-id']
     """
-    common = {"collections": ["grus-1"], "datetime": GUIDE_DATETIME, "limit": 5}
+    common = {"collections": [COLLECTION_ID], "datetime": GUIDE_DATETIME, "limit": 5}
     return [
         Scenario("item-cloud-cover",
                  "tiles in bbox 133,35,137,36, 2021-04-10..06-30, item cloud cover <= 30%",
@@ -135,7 +136,7 @@ def guide_scenarios() -> list[Scenario]:
                  {**common, "filter": filters.all_of(filters.aoi_cloud_cover(20),
                                                      filters.intersects(GUIDE_MULTIPOLYGON))}),
         Scenario("capture-id", f"every tile of capture {GUIDE_CAPTURE_ID}",
-                 {"collections": ["grus-1"], "limit": 20,
+                 {"collections": [COLLECTION_ID], "limit": 20,
                   "filter": filters.capture_id(GUIDE_CAPTURE_ID)}),
     ]
 
@@ -215,7 +216,7 @@ def ndvi_series(client: pystac_client.Client, capture_items: Sequence[pystac.Ite
     # load's time slice of that capture takes it from them.
     known = {item.id: item for item in capture_items}
     series = [known.get(item.id, item) for item in
-              client.search(collections=["grus-1"], bbox=list(aoi)).item_collection()]
+              client.search(collections=[COLLECTION_ID], bbox=list(aoi)).item_collection()]
     echo(f"Loading a red/NIR datacube of {len(series)} tile(s) over "
          f"{', '.join(f'{v:.3f}' for v in aoi)}...")
     ds = load(series, bands=["red", "nir", "msi_udm", "tci_red", "tci_green", "tci_blue"],

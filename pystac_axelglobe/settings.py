@@ -25,6 +25,11 @@ DEFAULT_API_URL = "https://api.axelglobe.com/stac/v1/catalogs/axelglobe"
 DEFAULT_TOKEN_URL = "https://auth.axelglobe.com/oauth/token"
 DEFAULT_AUDIENCE = "https://api.axelglobe.com"
 
+#: The id of AxelGlobe's one collection, the GRUS-1 archive (``collections=[COLLECTION_ID]``).
+COLLECTION_ID = "grus-1"
+#: The largest page size (``limit=``) AxelGlobe accepts.
+MAX_PAGE_LIMIT = 10000
+
 ENV_CLIENT_ID = "AXELGLOBE_CLIENT_ID"
 ENV_CLIENT_SECRET = "AXELGLOBE_CLIENT_SECRET"
 ENV_API_URL = "AXELGLOBE_API_URL"
