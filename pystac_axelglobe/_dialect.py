@@ -5,6 +5,7 @@ Everything here runs before a request is sent: a bad argument is an
 API never sees it. :func:`to_axelglobe_params` turns pystac-client's parameters (its GET or
 POST form) into AxelGlobe's: lists become comma-separated, CQL2-JSON becomes CQL2 text,
 ``intersects=`` becomes ``S_INTERSECTS(geometry, <WKT>)`` ANDed with the filter.
+:func:`searched_capture_id` (from ``_capture_filter.py``) reads the capture a query names.
 
 Example:
     >>> to_axelglobe_params({"collections": ["grus-1"], "limit": 10})
@@ -18,15 +19,15 @@ import json
 import math
 import operator
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from pystac_client.item_search import BaseSearch
 
+from ._capture_filter import searched_capture_id
 from ._time import parse_rfc3339
 from .errors import InvalidQueryError
-from .extension import CAPTURE_ID_PROP
 from .filters import _check_lonlat, format_number, validate_filter
 from .filters import intersects as _intersects_clause
 
@@ -261,11 +262,35 @@ def to_axelglobe_params(parameters: Mapping[str, Any] | None) -> dict[str, str]:
         {'collections': 'grus-1', 'bbox': '133,35,137,36', 'filter': 'eo:cloud_cover <= 30'}
     """
     params = dict(parameters or {})
+    _pop_unsupported(params)
+    clauses = _pop_filter_clauses(params)
     out: dict[str, str] = {}
+    for name, value in params.items():
+        if value is not None:
+            text = _FORMATS.get(name, _format_other)(name, value)
+            if text is not None:
+                out[name] = text
+    if clauses:
+        out["filter"] = clauses[0] if len(clauses) == 1 else " AND ".join(
+            f"({clause})" for clause in clauses
+        )
+    return out
+
+
+def _pop_unsupported(params: dict[str, Any]) -> None:
+    """Refuse a parameter AxelGlobe does not implement (:data:`_UNSUPPORTED`); drop it empty."""
     for name, advice in _UNSUPPORTED.items():
         if params.get(name) not in (None, "", [], {}):
             raise InvalidQueryError(f"{name}= is not supported by AxelGlobe: {advice}")
         params.pop(name, None)
+
+
+def _pop_filter_clauses(params: dict[str, Any]) -> list[str]:
+    """The CQL2 text clauses of ``filter`` and ``intersects``, taken out of ``params``.
+
+    ``filter-lang`` and ``filter-crs`` are checked and taken out too: AxelGlobe's GET takes
+    CQL2 text in lon/lat only, which is what the clauses are.
+    """
     filter_lang = params.pop("filter-lang", None) or params.pop("filter_lang", None)
     if filter_lang not in (None, "cql2-text", "cql2-json"):
         raise InvalidQueryError(
@@ -280,94 +305,53 @@ def to_axelglobe_params(parameters: Mapping[str, Any] | None) -> dict[str, str]:
     geometry = params.pop("intersects", None)
     if geometry is not None:
         clauses.append(_intersects_clause(_geometry_from(geometry)))
-    for name, value in params.items():
-        if value is None:
-            continue
-        if name == "bbox":
-            numbers = check_bbox(value)
-            if len(numbers) == 6:
-                # AxelGlobe documents minX,minY,maxX,maxY only; footprints are 2D, so the
-                # heights change nothing, while a server reading the first four numbers
-                # of a 3D bbox would take minZ for maxX.
-                numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
-            out["bbox"] = ",".join(format_number(n) for n in numbers)
-        elif name == "datetime":
-            checked = check_datetime(value)
-            if checked is not None:
-                out["datetime"] = checked
-        elif name in ("collections", "ids"):
-            out[name] = ",".join(check_id_list(value, name))
-        elif name == "limit":
-            try:
-                out["limit"] = str(int(value))
-            except (TypeError, ValueError) as err:
-                raise InvalidQueryError(f"limit must be an integer, got {value!r}") from err
-        elif isinstance(value, (dict, list, tuple)):
-            out[name] = json.dumps(value, separators=(",", ":"))
-        else:
-            out[name] = str(value)
-    if clauses:
-        out["filter"] = clauses[0] if len(clauses) == 1 else " AND ".join(
-            f"({clause})" for clause in clauses
-        )
-    return out
+    return clauses
 
 
-def searched_capture_id(params: Mapping[str, Any]) -> str | None:
-    """The one capture a search is restricted to by its filter, or None.
+def _format_bbox(name: str, value: Any) -> str:
+    """``bbox`` checked, as ``minX,minY,maxX,maxY``."""
+    numbers = check_bbox(value)
+    if len(numbers) == 6:
+        # AxelGlobe documents minX,minY,maxX,maxY only; footprints are 2D, so the heights
+        # change nothing, while a server reading the first four numbers of a 3D bbox would
+        # take minZ for maxX.
+        numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
+    return ",".join(format_number(n) for n in numbers)
 
-    Reads AxelGlobe's parameters as sent (``filter`` in CQL2 text). The filter names one
-    capture when every item it can match has that ``ag:capture_id``:
-    ``ag:capture_id = 'X'``, ``ag:capture_id IN ('X')``, such a clause ANDed with others,
-    or alternatives that all name X. Several ids, a negation or no capture clause: None
-    (the items' capture is not known from the query, and none is made up).
 
-    Example:
-        >>> searched_capture_id({"filter": "(eo:cloud_cover <= 30) AND "
-        ...                                "(ag:capture_id = '52eZg9k7rPEyYQGX')"})
-        '52eZg9k7rPEyYQGX'
-        >>> searched_capture_id({"filter": "ag:capture_id IN ('a', 'b')"}) is None
-        True
-    """
-    text = params.get("filter")
-    if not isinstance(text, str) or CAPTURE_ID_PROP not in text:
-        return None  # the common case, without parsing
-    import cql2
+def _format_datetime(name: str, value: Any) -> str | None:
+    """``datetime`` checked and formatted as pystac-client does (None: no datetime)."""
+    return check_datetime(value)
 
+
+def _format_ids(name: str, value: Any) -> str:
+    """``collections`` or ``ids`` checked, comma-separated."""
+    return ",".join(check_id_list(value, name))
+
+
+def _format_limit(name: str, value: Any) -> str:
+    """``limit`` as a whole number."""
     try:
-        tree = cql2.parse_text(text).to_json()
-    except Exception:  # checked before it was sent; a filter cql2 cannot read names none
-        return None
-    ids = _capture_ids_matched(tree)
-    return next(iter(ids)) if ids is not None and len(ids) == 1 else None
+        return str(int(value))
+    except (TypeError, ValueError) as err:
+        raise InvalidQueryError(f"limit must be an integer, got {value!r}") from err
 
 
-def _is_capture_property(node: Any) -> bool:
-    return isinstance(node, Mapping) and node.get("property") == CAPTURE_ID_PROP
+def _format_other(name: str, value: Any) -> str:
+    """Any other parameter: JSON for a dict or list, else its text."""
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
 
 
-def _capture_ids_matched(node: Any) -> frozenset[str] | None:
-    """The capture ids a CQL2-JSON filter can match, or None when it does not restrict them."""
-    if not isinstance(node, Mapping) or not isinstance(node.get("args"), list):
-        return None
-    op, args = str(node.get("op", "")).lower(), node["args"]
-    if op == "=" and len(args) == 2:
-        for prop, value in (args, args[::-1]):
-            if _is_capture_property(prop) and isinstance(value, str):
-                return frozenset([value])
-    elif op == "in" and len(args) == 2 and _is_capture_property(args[0]):
-        values = args[1]
-        if isinstance(values, list) and all(isinstance(v, str) for v in values):
-            return frozenset(values)
-    elif op == "and":
-        # Depth is bounded: the filter passed validate_filter (MAX_FILTER_DEPTH) before.
-        known = [ids for ids in map(_capture_ids_matched, args) if ids is not None]
-        return frozenset.intersection(*known) if known else None
-    elif op == "or":
-        branches = [_capture_ids_matched(arg) for arg in args]
-        if branches and all(ids is not None for ids in branches):
-            return frozenset().union(*(ids for ids in branches if ids is not None))
-    return None
+#: How each parameter with rules of its own is sent (the rest: :func:`_format_other`).
+_FORMATS: dict[str, Callable[[str, Any], str | None]] = {
+    "bbox": _format_bbox,
+    "datetime": _format_datetime,
+    "collections": _format_ids,
+    "ids": _format_ids,
+    "limit": _format_limit,
+}
 
 
 def is_search(url: str) -> bool:
@@ -378,7 +362,6 @@ def is_search(url: str) -> bool:
         True
     """
     return urlsplit(url).path.rstrip("/").endswith("/search")
-
 
 
 def check_limit(limit: Any, max_items: Any = None) -> None:

@@ -87,6 +87,8 @@ def _extras_for(path: Path) -> tuple[str, ...]:
         return ("emulator", "cli")
     if relative.startswith("emulator/"):
         return ("emulator",)
+    if relative.startswith("_cli_"):  # the rooms of cli.py: `axelglobe` and its commands
+        return ("cli",)
     return {  # one module per line: each new module that needs an extra adds its own
         "cli.py": ("cli",),
         "demo.py": ("all",),
