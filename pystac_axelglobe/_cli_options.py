@@ -23,11 +23,12 @@ import click
 
 from ._cli_errors import one_line
 from .errors import InvalidQueryError
+from .settings import COLLECTION_ID
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: The collection searched when ``--collections`` is not given.
-DEFAULT_COLLECTION = "grus-1"
+DEFAULT_COLLECTION = COLLECTION_ID
 
 BBOX = "--bbox"
 _BBOX_HINT = " (give MINX,MINY,MAXX,MAXY in lon/lat, e.g. --bbox 133,35,137,36)"

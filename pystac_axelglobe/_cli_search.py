@@ -29,9 +29,9 @@ from ._cli_group import State, pass_state
 from ._cli_options import DEFAULT_COLLECTION, Command, search_options, split_multi
 from ._save import FORMATS, format_of, require
 from .errors import InvalidQueryError
+from .settings import MAX_PAGE_LIMIT
 
 #: AxelGlobe's largest page (``limit``).
-_MAX_LIMIT = 10000
 
 
 def _filter_clauses(*, filter_: str | None, cloud_cover: float | None,
@@ -61,8 +61,8 @@ def _filter_clauses(*, filter_: str | None, cloud_cover: float | None,
 
 def _limit(limit: int, max_items: int | None) -> int:
     """``--limit``, refused above AxelGlobe's page size (pystac-client sends min(limit, max))."""
-    if min(limit, max_items or limit) > _MAX_LIMIT:
-        raise click.BadParameter(f"must be at most {_MAX_LIMIT} (items per page; --max-items "
+    if min(limit, max_items or limit) > MAX_PAGE_LIMIT:
+        raise click.BadParameter(f"must be at most {MAX_PAGE_LIMIT} (items per page; --max-items "
                                  "caps the total)", param_hint="'--limit'")
     return limit
 

@@ -26,10 +26,12 @@ from urllib.parse import urlsplit
 from pystac_client.item_search import BaseSearch
 
 from ._capture_filter import searched_capture_id
+from ._geometry import check_lonlat
 from ._time import parse_rfc3339
 from .errors import InvalidQueryError
-from .filters import _check_lonlat, format_number, validate_filter
+from .filters import format_number, validate_filter
 from .filters import intersects as _intersects_clause
+from .settings import COLLECTION_ID, MAX_PAGE_LIMIT
 
 # Parameters of the STAC API that AxelGlobe does not implement, with what to do instead.
 _UNSUPPORTED = {
@@ -94,7 +96,7 @@ def check_bbox(bbox: Any, *, hint: str = BBOX_HINT) -> list[float]:
         if a > b:
             raise InvalidQueryError(f"bbox {axis} are reversed: {a} > {b}" + hint)
     try:
-        _check_lonlat((lo[0], lo[1], hi[0], hi[1]))
+        check_lonlat((lo[0], lo[1], hi[0], hi[1]))
     except InvalidQueryError as err:
         raise InvalidQueryError(f"bbox: {err}" + hint) from None
     return numbers
@@ -180,7 +182,7 @@ def check_id_list(value: Any, what: str) -> list[str]:
         >>> check_id_list("grus-1", "collections")
         ['grus-1']
     """
-    example = "['grus-1']" if what == "collections" else "['<item id>', '<item id>']"
+    example = f"['{COLLECTION_ID}']" if what == "collections" else "['<item id>', '<item id>']"
     hint = f"; pass a list of strings, e.g. {what}={example}"
     if isinstance(value, str):
         parts: list[Any] = value.split(",")
@@ -383,9 +385,9 @@ def check_limit(limit: Any, max_items: Any = None) -> None:
         ) from err
     if isinstance(max_items, int) and max_items >= 1:
         limit = min(limit, max_items)  # what pystac-client sends
-    if not 1 <= limit <= 10000:
+    if not 1 <= limit <= MAX_PAGE_LIMIT:
         raise InvalidQueryError(
-            f"limit must be between 1 and 10000, got {limit} (items per page; use "
+            f"limit must be between 1 and {MAX_PAGE_LIMIT}, got {limit} (items per page; use "
             "max_items= to cap the total)"
         )
 

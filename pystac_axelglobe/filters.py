@@ -34,11 +34,8 @@ from ._filter_limits import (
     MAX_FILTER_LENGTH,
     check_filter_size,
 )
-from ._geometry import SUPPORTED_GEOMETRY_TYPES, check_lonlat, to_shapely
+from ._geometry import SUPPORTED_GEOMETRY_TYPES, to_shapely
 from .errors import InvalidQueryError
-
-# _dialect.py imports the lon/lat check from here under this name (it predates the split).
-_check_lonlat = check_lonlat
 
 
 def _number(value: Any, what: str) -> float:

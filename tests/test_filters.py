@@ -355,10 +355,8 @@ def test_an_unreadable_geometry_inside_a_wrapper_is_the_part_quoted() -> None:
 
 
 def test_the_names_of_the_one_module_layout_still_import() -> None:
-    # filters.py was split into rooms (issue 13); ag.filters.* and the private name
-    # _dialect.py imports from here must keep working.
+    # filters.py was split into rooms (issue 13); ag.filters.* must keep working.
     from pystac_axelglobe import _filter_check, _filter_limits, _geometry
-    from pystac_axelglobe.filters import _check_lonlat
 
     assert filters.__all__ == [
         "MAX_FILTER_CLAUSES", "MAX_FILTER_DEPTH", "MAX_FILTER_LENGTH",
@@ -368,6 +366,5 @@ def test_the_names_of_the_one_module_layout_still_import() -> None:
     assert filters.validate_filter is _filter_check.validate_filter
     assert filters.check_filter_size is _filter_limits.check_filter_size
     assert filters.to_shapely is _geometry.to_shapely
-    assert _check_lonlat is _geometry.check_lonlat
     with pytest.raises(InvalidQueryError, match="coordinates are \\(lon, lat\\)"):
-        _check_lonlat((-21.5, -50.38, -21.4, 91))
+        _geometry.check_lonlat((-21.5, -50.38, -21.4, 91))
