@@ -36,12 +36,12 @@ from urllib.parse import urlsplit
 import pystac
 import pystac_client
 import requests
-import requests.adapters
 from pystac.serialization import identify_stac_object_type
 from pystac_client.stac_api_io import StacApiIO, Timeout
 from urllib3.exceptions import DecodeError, MaxRetryError, ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
+from ._deadline import check as check_cancelled
 from ._dialect import is_search, to_axelglobe_params
 from ._http import mount
 from ._paging import _next_link as _next_link  # moved to _paging; still importable from here
@@ -264,9 +264,10 @@ class AxelGlobeStacApiIO(StacApiIO):
             max_retries=self.retry,
         )
         # pystac-client mounted adapters with requests' 10 connections per host: fewer than
-        # the threads of a few searches fetching ahead at once.
+        # the threads of a few searches fetching ahead at once. Watched (_deadline), so
+        # that a search broken off can give up the pages still in flight (_paging).
         mount(self.session, concurrency=SEARCHES_AT_ONCE * self.prefetch_pages,
-              max_retries=self.retry, adapter=requests.adapters.HTTPAdapter)
+              max_retries=self.retry)
         self.session.auth = auth
 
     def update(
@@ -414,7 +415,12 @@ class AxelGlobeStacApiIO(StacApiIO):
 
     def _again(self, retry: Retry, method: str, href: str, err: Exception,
                started: float) -> Retry:
-        """The policy after a body broke mid-way (slept), or an error when it is spent."""
+        """The policy after a body broke mid-way (slept), or an error when it is spent.
+
+        Raises:
+            RequestCancelled: the body was cut off on purpose (the search was broken off).
+        """
+        check_cancelled()  # cut off on purpose: not a drop to retry
         try:
             retry = retry.increment(method, href, error=ProtocolError(str(err)))
         except MaxRetryError as exhausted:
