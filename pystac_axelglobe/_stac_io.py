@@ -41,7 +41,6 @@ from pystac_client.stac_api_io import StacApiIO, Timeout
 from urllib3.exceptions import DecodeError, MaxRetryError, ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from ._deadline import check as check_cancelled
 from ._dialect import is_search, to_axelglobe_params
 from ._http import mount
 from ._paging import _next_link as _next_link  # moved to _paging; still importable from here
@@ -415,12 +414,7 @@ class AxelGlobeStacApiIO(StacApiIO):
 
     def _again(self, retry: Retry, method: str, href: str, err: Exception,
                started: float) -> Retry:
-        """The policy after a body broke mid-way (slept), or an error when it is spent.
-
-        Raises:
-            RequestCancelled: the body was cut off on purpose (the search was broken off).
-        """
-        check_cancelled()  # cut off on purpose: not a drop to retry
+        """The policy after a body broke mid-way (slept), or an error when it is spent."""
         try:
             retry = retry.increment(method, href, error=ProtocolError(str(err)))
         except MaxRetryError as exhausted:

@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 FAST = default_retry(backoff_factor=0.01)
+#: The real policy: a request given up and retried anyway would sit through 7.5 s of backoff.
+DEFAULT_RETRY = default_retry()
 GUIDE_BBOX = [133.0, 35.0, 137.0, 36.0]
 GUIDE_DATETIME = "2021-04-10T00:00:00Z/2021-06-30T23:59:59Z"
 GUIDE_MULTIPOLYGON = (
@@ -553,8 +555,9 @@ def _in_flight_ahead(server: Silent) -> None:
 def _let_go_of(server: Silent, pages: set[int]) -> None:
     """The search's page threads are gone, and the server saw those pages' connections close.
 
-    The bound (5 s) is far below what a silent page costs a request left running (a 15 s
-    read timeout, then retries), and below SETTLE_SECONDS as the tests set it.
+    The bound (5 s) is below what a request left running costs (a 15 s read timeout, then
+    retries), below what one cut off but retried costs (7.5 s of the default policy's
+    backoff, every retry failing at once), and below SETTLE_SECONDS as the tests set it.
     """
     wait_for_no_pool_threads(5.0)
     end = time.monotonic() + 5
@@ -571,7 +574,8 @@ def test_a_search_broken_off_lets_go_of_the_pages_in_flight_at_once(
     # A finished search waits SETTLE_SECONDS for its pages; one broken off does not.
     monkeypatch.setattr(_paging, "SETTLE_SECONDS", 30.0)
     with Silent(half) as server:
-        pages = opened(server, prefetch_pages=4).search().pages_as_dicts()
+        client = opened(server, prefetch_pages=4, retry=DEFAULT_RETRY)
+        pages = client.search().pages_as_dicts()
         assert isinstance(pages, Generator)
         assert len(next(pages)["features"]) == 2
         _in_flight_ahead(server)
@@ -586,8 +590,9 @@ def test_an_error_in_the_reader_lets_go_of_the_pages_in_flight_at_once(
         opened: Callable[..., pystac_client.Client], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_paging, "SETTLE_SECONDS", 30.0)
     with Silent() as server:
+        client = opened(server, prefetch_pages=4, retry=DEFAULT_RETRY)
         with pytest.raises(ZeroDivisionError):  # the reader's error, not a connection's
-            for _page in opened(server, prefetch_pages=4).search().pages_as_dicts():
+            for _page in client.search().pages_as_dicts():
                 _in_flight_ahead(server)
                 _ = 1 / 0
         _let_go_of(server, {2, 3, 4, 5})
