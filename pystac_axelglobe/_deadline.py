@@ -66,7 +66,7 @@ class Watch:
         at: When the deadline passes, on the ``time.monotonic()`` clock (by default never:
             for a block of :func:`watching`, given up by hand).
         fired: Whether it passed while the block was open (the sockets were shut down).
-        cancelled: Whether :meth:`cancel` gave it up (it has fired too).
+        cancelled: Whether :meth:`cancel` gave it up.
 
     Example:
         >>> watch = Watch(time.monotonic() + 60)
@@ -283,9 +283,9 @@ def active() -> Watch | None:
 
 
 def check() -> None:
-    """Raise :class:`RequestCancelled` if this thread's watch was cancelled.
+    """Raise :class:`RequestCancelled` if this thread's innermost watch was cancelled.
 
-    For code that retries on its own (e.g. a body cut mid-way): call it before trying again.
+    A watched connection calls it before it connects and before it sends.
     """
     watch = active()
     if watch is not None:

@@ -160,10 +160,10 @@ def test_stopping_early_stops_fetching(
     next(pages)
     pages.close()  # what a `break` out of a for loop does, once the iterator is dropped
     wait_for_no_pool_threads()
-    sent = emulator.counters.search_requests - before
-    assert sent <= 2 + DEFAULT_PREFETCH_PAGES
-    time.sleep(0.2)
-    assert emulator.counters.search_requests - before == sent
+    # The pages on their way were given up at once: the server may count one sent just
+    # before a moment later, but a search still fetching would go past the window.
+    time.sleep(0.3)
+    assert emulator.counters.search_requests - before <= 2 + DEFAULT_PREFETCH_PAGES
 
     before = emulator.counters.search_requests
     for n, _item in enumerate(clients[1].search(limit=2).items()):  # break out of the loop
