@@ -14,6 +14,11 @@ Two kinds of users, one mechanism: a token request (:mod:`._token_endpoint`: 90 
 included) and a download or resolve (:mod:`.downloads`, :mod:`.presigned`: the time without
 progress, moved on with :meth:`Watch.extend` when bytes arrive at a useful speed).
 
+A watch can also be given up by hand (:meth:`Watch.cancel`, e.g. a page fetched ahead for a
+search that was interrupted, in a block of :func:`watching`): its sockets are shut down, and
+its thread's requests raise :class:`RequestCancelled`, which urllib3 and requests do not
+retry, so the thread is free at once.
+
 Example:
     >>> import requests
     >>> session = requests.Session()
@@ -29,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import math
 import os
 import socket
 import threading
@@ -42,6 +48,14 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.poolmanager import ProxyManager
 
 
+class RequestCancelled(Exception):
+    """A request of a cancelled watch (:meth:`Watch.cancel`): given up, not to be retried.
+
+    Deliberately not an ``OSError`` nor a urllib3 or requests error: those are retried (with
+    backoff sleeps), this goes straight up to the code that started the block.
+    """
+
+
 class Watch:
     """The sockets one thread reads within a :func:`deadline` block, and when to cut them.
 
@@ -49,8 +63,10 @@ class Watch:
     (one connection, two descriptors), and urllib3 cannot close and reuse it under us.
 
     Attributes:
-        at: When the deadline passes, on the ``time.monotonic()`` clock.
+        at: When the deadline passes, on the ``time.monotonic()`` clock (by default never:
+            for a block of :func:`watching`, given up by hand).
         fired: Whether it passed while the block was open (the sockets were shut down).
+        cancelled: Whether :meth:`cancel` gave it up.
 
     Example:
         >>> watch = Watch(time.monotonic() + 60)
@@ -58,9 +74,10 @@ class Watch:
         (True, False)
     """
 
-    def __init__(self, at: float) -> None:
+    def __init__(self, at: float = math.inf) -> None:
         self.at = at
         self.fired = False
+        self.cancelled = False
         self.active = True
         self._socks: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -98,6 +115,30 @@ class Watch:
             self.active, socks, self._socks = False, self._socks, []
         for sock in socks:
             sock.close()
+
+    def cancel(self) -> None:
+        """Give the block's requests up: as :meth:`expire`, and none of them is retried.
+
+        The request in progress fails at once, and every later one in the block (a retry,
+        a new connection) raises :class:`RequestCancelled` before anything is sent. A block
+        not begun yet begins cancelled; one already ended is left alone.
+
+        Example:
+            >>> watch = Watch()
+            >>> watch.cancel()
+            >>> with watching(watch):
+            ...     check()
+            Traceback (most recent call last):
+            ...
+            pystac_axelglobe._deadline.RequestCancelled: the request was cancelled
+        """
+        self.cancelled = True  # first: a read failing from here on sees it
+        self.expire()
+
+    def check(self) -> None:
+        """Raise :class:`RequestCancelled` if :meth:`cancel` gave this watch up."""
+        if self.cancelled:
+            raise RequestCancelled("the request was cancelled")
 
     def expire(self) -> None:
         """Shut down every watched socket: a blocked read returns at once."""
@@ -191,6 +232,31 @@ if hasattr(os, "register_at_fork"):  # not on Windows
 
 
 @contextlib.contextmanager
+def watching(watch: Watch) -> Iterator[Watch]:
+    """Watch this thread's requests through a :class:`WatchedAdapter` with ``watch``.
+
+    The watchdog does not expire it (see :func:`deadline` for that): it is given up by
+    hand, from any thread, with :meth:`Watch.cancel` or :meth:`Watch.expire`. The watch
+    may be made, and cancelled, before the block begins.
+
+    Example:
+        >>> watch = Watch()
+        >>> with watching(watch):
+        ...     active() is watch
+        True
+        >>> watch.active, active() is None
+        (False, True)
+    """
+    previous = active()
+    _local.watch = watch
+    try:
+        yield watch
+    finally:
+        watch.close()
+        _local.watch = previous
+
+
+@contextlib.contextmanager
 def deadline(at: float) -> Iterator[Watch]:
     """Cut off this thread's requests through a :class:`WatchedAdapter` at ``at`` (monotonic).
 
@@ -206,19 +272,24 @@ def deadline(at: float) -> Iterator[Watch]:
         (False, True)
     """
     watch = Watch(at)
-    previous = active()
-    _local.watch = watch
     _watchdog.add(watch)
-    try:
+    with watching(watch):
         yield watch
-    finally:
-        watch.close()
-        _local.watch = previous
 
 
 def active() -> Watch | None:
     """The watch of this thread's innermost :func:`deadline` block, if any."""
     return getattr(_local, "watch", None)
+
+
+def check() -> None:
+    """Raise :class:`RequestCancelled` if this thread's innermost watch was cancelled.
+
+    A watched connection calls it before it connects and before it sends.
+    """
+    watch = active()
+    if watch is not None:
+        watch.check()
 
 
 class _WatchedHTTPConnection(HTTPConnection):
@@ -227,6 +298,7 @@ class _WatchedHTTPConnection(HTTPConnection):
     _watched_by: Watch | None = None
 
     def _new_conn(self) -> socket.socket:
+        check()  # a retry of a cancelled request: not even a connection
         sock = super()._new_conn()
         # Before TLS (and before a proxy's CONNECT): a server that trickles its handshake
         # is cut off too.
@@ -235,13 +307,23 @@ class _WatchedHTTPConnection(HTTPConnection):
             self._watched_by.add(sock)
         return sock
 
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        check()  # a retry on a pooled connection: nothing sent
+        super().request(*args, **kwargs)
+
     def getresponse(self) -> Any:
         # Every response, on a new or a pooled connection, is read under the thread's watch.
         watch = active()
         if watch is not None and watch is not self._watched_by and self.sock is not None:
             watch.add(self.sock)
             self._watched_by = watch
-        return super().getresponse()
+        try:
+            return super().getresponse()
+        except Exception as err:
+            # Cut off on purpose: what would be a dropped connection (and retried) is not.
+            if watch is not None and watch.cancelled:
+                raise RequestCancelled("the request was cancelled") from err
+            raise
 
 
 class _WatchedHTTPSConnection(_WatchedHTTPConnection, HTTPSConnection):
@@ -287,4 +369,5 @@ class WatchedAdapter(requests.adapters.HTTPAdapter):
         return manager
 
 
-__all__ = ["Watch", "WatchedAdapter", "active", "deadline"]
+__all__ = ["RequestCancelled", "Watch", "WatchedAdapter", "active", "check", "deadline",
+           "watching"]

@@ -21,6 +21,11 @@ a last page (no ``next`` link) or empty page already answered ahead. Pages past 
 (AxelGlobe answers them with an empty page; an error would do no harm either) cost at
 most ``prefetch`` - 1 wasted requests; those not yet sent when the search ends are
 cancelled, and a finished search waits briefly for the others (:data:`SETTLE_SECONDS`).
+A search broken off (an error, Ctrl-C, the caller stops reading) does not wait: every
+request still in flight is given up at once (its socket shut down through the package's
+watchdog, :meth:`~pystac_axelglobe._deadline.Watch.cancel`, and not retried), so that no
+thread is left waiting for a silent server, and the interpreter, which joins the pool's
+threads at exit, ends at once.
 
 Example:
     >>> fetch = lambda url, params: {"features": [{"id": "a"}], "links": []}
@@ -39,13 +44,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit, urlunsplit
 
+from ._deadline import Watch, watching
 from ._dialect import is_search, to_axelglobe_params
 from .errors import APIRequestError, InvalidQueryError
 
 logger = logging.getLogger("pystac_axelglobe.client")  # the name users configure
 
 #: Seconds a finished search waits for pages it requested ahead and did not need, so that
-#: none of its requests is still on its way when it returns; slower ones finish unawaited.
+#: none of its requests is still on its way when it returns; slower ones are then given up.
 SETTLE_SECONDS = 2.0
 
 #: Fetches one page: ``(url, parameters) -> the page's JSON object``.
@@ -123,7 +129,11 @@ def page_number(own: dict[str, Any]) -> int | None:
 
 
 class _Ahead:
-    """Pages requested ahead on a thread pool (started at the first), by their place."""
+    """Pages requested ahead on a thread pool (started at the first), by their place.
+
+    Each request runs in a block of :func:`~pystac_axelglobe._deadline.watching` whose
+    watch is kept here, so that :meth:`close` can give up those still in flight.
+    """
 
     def __init__(self, fetch: Fetch, size: int) -> None:
         self.size = size
@@ -134,6 +144,7 @@ class _Ahead:
         self._pool: ThreadPoolExecutor | None = None
         self._planned: dict[int, tuple[_Key, Future[dict[str, Any]]]] = {}
         self._started: list[Future[dict[str, Any]]] = []  # dropped, but maybe on their way
+        self._watches: list[Watch] = []  # one per request submitted
 
     def plan(self, number: int, target: str, params: dict[str, Any]) -> None:
         """Request page ``number`` of the sequence now, unless planned or the window is full."""
@@ -141,8 +152,16 @@ class _Ahead:
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.size, thread_name_prefix="axelglobe-pages")
-        future = self._pool.submit(self._fetch, target, params)
+        watch = Watch()
+        # Those whose requests have ended need no giving up: a long search keeps few.
+        self._watches = [w for w in self._watches if w.active] + [watch]
+        future = self._pool.submit(self._watched, watch, target, params)
         self._planned[number] = (_key(target, params), future)
+
+    def _watched(self, watch: Watch, target: str, params: dict[str, Any]) -> dict[str, Any]:
+        with watching(watch):  # on a pool thread: its requests are given up by close()
+            watch.check()  # given up before it began: not even a token request
+            return self._fetch(target, params)
 
     def known_end(self) -> int | None:
         """The last page, if a page already answered ahead shows it (no ``next``, or empty).
@@ -188,14 +207,27 @@ class _Ahead:
         self.wasted += len(self._planned)
         self._planned.clear()
 
-    def close(self) -> None:
-        """Cancel what has not been sent; wait a little for what has (:data:`SETTLE_SECONDS`)."""
-        # Only started futures are awaited: one cancelled before it started is never
-        # "done" for concurrent.futures.wait (no worker marks it), which would wait it out.
+    def close(self, *, broken_off: bool = False) -> None:
+        """Cancel what has not been sent, and give up what is still in flight.
+
+        Args:
+            broken_off: the search ends early (an error, Ctrl-C, the caller stopped
+                reading): give up at once. Otherwise wait a little first
+                (:data:`SETTLE_SECONDS`), so that no request is left half-way.
+        """
         self._drop()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._pool is None:
+            return
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if not broken_off:
+            # Only started futures are awaited: one cancelled before it started is never
+            # "done" for concurrent.futures.wait (no worker marks it), which would wait it out.
             concurrent.futures.wait(self._started, timeout=SETTLE_SECONDS)
+        # Otherwise the pool's threads would wait for a silent server (read timeout and
+        # retries), and the interpreter joins them at exit: Ctrl-C would not end the
+        # process. A watch whose request has ended is left alone by cancel().
+        for watch in self._watches:
+            watch.cancel()
         if self.wasted:
             logger.debug("%d page(s) requested ahead were not needed", self.wasted)
 
@@ -221,9 +253,12 @@ def walk(fetch: Fetch, url: str, base: dict[str, Any], *, max_pages: int, prefet
     ahead = _Ahead(fetch, prefetch) if prefetch > 1 else None
     try:
         yield from _follow(fetch, url, base, ahead, max_pages, max_items)
-    finally:  # the last page, an error, or the caller stopped reading (GeneratorExit)
+    except BaseException:  # an error, Ctrl-C, or the caller stopped reading (GeneratorExit)
         if ahead is not None:
-            ahead.close()
+            ahead.close(broken_off=True)
+        raise
+    if ahead is not None:  # the last page
+        ahead.close()
 
 
 def _follow(fetch: Fetch, url: str, base: dict[str, Any], ahead: _Ahead | None,

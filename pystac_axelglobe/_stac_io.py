@@ -36,7 +36,6 @@ from urllib.parse import urlsplit
 import pystac
 import pystac_client
 import requests
-import requests.adapters
 from pystac.serialization import identify_stac_object_type
 from pystac_client.stac_api_io import StacApiIO, Timeout
 from urllib3.exceptions import DecodeError, MaxRetryError, ProtocolError, ReadTimeoutError
@@ -264,9 +263,10 @@ class AxelGlobeStacApiIO(StacApiIO):
             max_retries=self.retry,
         )
         # pystac-client mounted adapters with requests' 10 connections per host: fewer than
-        # the threads of a few searches fetching ahead at once.
+        # the threads of a few searches fetching ahead at once. Watched (_deadline), so
+        # that a search broken off can give up the pages still in flight (_paging).
         mount(self.session, concurrency=SEARCHES_AT_ONCE * self.prefetch_pages,
-              max_retries=self.retry, adapter=requests.adapters.HTTPAdapter)
+              max_retries=self.retry)
         self.session.auth = auth
 
     def update(

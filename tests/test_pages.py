@@ -11,6 +11,7 @@ servers.
 from __future__ import annotations
 
 import json
+import select
 import socket
 import threading
 import time
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 FAST = default_retry(backoff_factor=0.01)
+#: The real policy: a request given up and retried anyway would sit through 7.5 s of backoff.
+DEFAULT_RETRY = default_retry()
 GUIDE_BBOX = [133.0, 35.0, 137.0, 36.0]
 GUIDE_DATETIME = "2021-04-10T00:00:00Z/2021-06-30T23:59:59Z"
 GUIDE_MULTIPOLYGON = (
@@ -157,10 +160,10 @@ def test_stopping_early_stops_fetching(
     next(pages)
     pages.close()  # what a `break` out of a for loop does, once the iterator is dropped
     wait_for_no_pool_threads()
-    sent = emulator.counters.search_requests - before
-    assert sent <= 2 + DEFAULT_PREFETCH_PAGES
-    time.sleep(0.2)
-    assert emulator.counters.search_requests - before == sent
+    # The pages on their way were given up at once: the server may count one sent just
+    # before a moment later, but a search still fetching would go past the window.
+    time.sleep(0.3)
+    assert emulator.counters.search_requests - before <= 2 + DEFAULT_PREFETCH_PAGES
 
     before = emulator.counters.search_requests
     for n, _item in enumerate(clients[1].search(limit=2).items()):  # break out of the loop
@@ -491,6 +494,110 @@ def test_a_finished_search_does_not_wait_for_pages_never_sent(
             started = time.monotonic()
             assert len(list(client.search().items())) == 24
             assert time.monotonic() - started < 20, "waited for a page that was never sent"
+
+
+class Silent(Pages):
+    """Page 1 as usual; pages 2 and after are accepted and never answered (or half).
+
+    Each silent handler watches its connection, and notes the page in ``closed`` when the
+    client closes it (or resets it); the server's exit releases the handlers.
+    """
+
+    def __init__(self, half: bool = False) -> None:
+        super().__init__(last=50, answer=self._hold)
+        self.half = half  # headers and half the body, then silence
+        self.closed: set[int] = set()
+        self.release = threading.Event()
+
+    def _hold(self, server: Pages, n: int, h: Any) -> bool:
+        if n == 1:
+            return False
+        h.close_connection = True
+        if self.half:
+            body = json.dumps(server.page(n)).encode()
+            h.send_response(200)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(body)))
+            h.end_headers()
+            h.wfile.write(body[: len(body) // 2])
+            h.wfile.flush()
+        while not self.release.is_set():
+            readable, _, _ = select.select([h.connection], [], [], 0.05)
+            if not readable:
+                continue
+            try:
+                data = h.connection.recv(1)
+            except OSError:  # reset
+                data = b""
+            if not data:
+                with self.lock:
+                    self.closed.add(n)
+                return True
+        return True
+
+    def __enter__(self) -> Silent:
+        super().__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+        super().__exit__(*exc)
+
+
+def _in_flight_ahead(server: Silent) -> None:
+    """Pages 2..5 all asked for (page 1 read, the window of 4 full), or fail."""
+    end = time.monotonic() + 10
+    while sorted(server.asked) != [1, 2, 3, 4, 5] and time.monotonic() < end:
+        time.sleep(0.02)
+    assert sorted(server.asked) == [1, 2, 3, 4, 5]
+
+
+def _let_go_of(server: Silent, pages: set[int]) -> None:
+    """The search's page threads are gone, and the server saw those pages' connections close.
+
+    The bound (5 s) is below what a request left running costs (a 15 s read timeout, then
+    retries), below what one cut off but retried costs (7.5 s of the default policy's
+    backoff, every retry failing at once), and below SETTLE_SECONDS as the tests set it.
+    """
+    wait_for_no_pool_threads(5.0)
+    end = time.monotonic() + 5
+    while server.closed != pages and time.monotonic() < end:
+        time.sleep(0.02)
+    assert server.closed == pages
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("half", [False, True], ids=["silent", "half a body"])
+def test_a_search_broken_off_lets_go_of_the_pages_in_flight_at_once(
+        opened: Callable[..., pystac_client.Client], monkeypatch: pytest.MonkeyPatch,
+        half: bool) -> None:
+    # A finished search waits SETTLE_SECONDS for its pages; one broken off does not.
+    monkeypatch.setattr(_paging, "SETTLE_SECONDS", 30.0)
+    with Silent(half) as server:
+        client = opened(server, prefetch_pages=4, retry=DEFAULT_RETRY)
+        pages = client.search().pages_as_dicts()
+        assert isinstance(pages, Generator)
+        assert len(next(pages)["features"]) == 2
+        _in_flight_ahead(server)
+        pages.close()  # what a `break` does, once the iterator is dropped
+        _let_go_of(server, {2, 3, 4, 5})
+        time.sleep(0.3)
+        assert sorted(server.asked) == [1, 2, 3, 4, 5]  # none retried after it was let go
+
+
+@pytest.mark.timeout(60)
+def test_an_error_in_the_reader_lets_go_of_the_pages_in_flight_at_once(
+        opened: Callable[..., pystac_client.Client], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_paging, "SETTLE_SECONDS", 30.0)
+    with Silent() as server:
+        client = opened(server, prefetch_pages=4, retry=DEFAULT_RETRY)
+        with pytest.raises(ZeroDivisionError):  # the reader's error, not a connection's
+            for _page in client.search().pages_as_dicts():
+                _in_flight_ahead(server)
+                _ = 1 / 0
+        _let_go_of(server, {2, 3, 4, 5})
+        time.sleep(0.3)
+        assert sorted(server.asked) == [1, 2, 3, 4, 5]
 
 
 def test_a_one_page_result_starts_no_thread(opened: Callable[..., pystac_client.Client]) -> None:

@@ -508,12 +508,7 @@ COMMAND = ("import functools, sys, pystac_axelglobe.client as c; "
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("prefetch", [
-    1,
-    pytest.param(DEFAULT_PREFETCH_PAGES, marks=pytest.mark.xfail(strict=True, reason=(
-        "_paging fetches ahead on a ThreadPoolExecutor: after Ctrl-C the interpreter's exit "
-        "joins its thread, still waiting for the page (read timeout and retries)"))),
-])
+@pytest.mark.parametrize("prefetch", [1, DEFAULT_PREFETCH_PAGES])
 def test_ctrl_c_midway_leaves_nothing_and_ends_at_once(emulator_env: Emulator,
                                                        tmp_path: Path, prefetch: int) -> None:
     asked = threading.Event()
