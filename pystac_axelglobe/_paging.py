@@ -270,20 +270,10 @@ def _follow(fetch: Fetch, url: str, base: dict[str, Any], ahead: _Ahead | None,
     last = max_pages  # the last page worth requesting ahead
     for number in itertools.count(1):
         key = _key(target, params)
-        if key in followed:  # a server that links a page to itself would loop forever
-            logger.warning("stopping: next link repeats an earlier page (%s)", target)
+        if not _may_request(key, followed, number, max_pages, url, target):
             return
-        if number > max_pages:
-            raise APIRequestError(
-                f"stopped after {max_pages:,} pages of {url}: its next links did not "
-                "end. Narrow the search (bbox, datetime, filter), cap it with max_items=, "
-                "or allow more pages with ag.open(max_pages=...)", url=target)
         followed.add(key)
-        future = ahead.take(number, key) if ahead is not None else None
-        if future is not None and ahead is not None:
-            page = _settled(future, fetch, target, params, ahead)
-        else:
-            page = fetch(target, params)
+        page = _page(number, key, ahead, fetch, target, params)
         records = _records(page, target)
         keys = {_record_key(record, number, i) for i, record in enumerate(records)}
         if not keys - seen:  # empty, or only items already returned
@@ -305,6 +295,29 @@ def _follow(fetch: Fetch, url: str, base: dict[str, Any], ahead: _Ahead | None,
             return
         target, own = following
         params, via = {**base, **own}, page_number(own)
+
+
+def _may_request(key: _Key, followed: set[_Key], number: int, max_pages: int, url: str,
+                 target: str) -> bool:
+    """Whether page ``number`` is one to request: not a repeat, nor past ``max_pages``."""
+    if key in followed:  # a server that links a page to itself would loop forever
+        logger.warning("stopping: next link repeats an earlier page (%s)", target)
+        return False
+    if number > max_pages:
+        raise APIRequestError(
+            f"stopped after {max_pages:,} pages of {url}: its next links did not "
+            "end. Narrow the search (bbox, datetime, filter), cap it with max_items=, "
+            "or allow more pages with ag.open(max_pages=...)", url=target)
+    return True
+
+
+def _page(number: int, key: _Key, ahead: _Ahead | None, fetch: Fetch, target: str,
+          params: dict[str, Any]) -> dict[str, Any]:
+    """Page ``number``: the request sent ahead for it, if that was for ``key``, else sent now."""
+    future = ahead.take(number, key) if ahead is not None else None
+    if future is not None and ahead is not None:
+        return _settled(future, fetch, target, params, ahead)
+    return fetch(target, params)
 
 
 def _settled(future: Future[dict[str, Any]], fetch: Fetch, target: str,
