@@ -14,6 +14,7 @@ equal to the baseline's first: pixel sums and arrays, item ids in order, file sh
   Goal: <= 1.10x. Also with the prefetch turned off (what the reads did before), and on
   loopback (no latency): against the presigned load and against ``odc.stac.load`` of the
   same COGs as local files (the figure ``bench/load.py`` tracks), prefetch on and off.
+  The CPU time of this process per case is printed too (median; the warm-up left out).
 * search: a search of 12 pages (``limit`` chosen so) through ``ag.open()``, against the
   same pages fetched strictly one after another: ``ag.open(..., prefetch_pages=1)`` where
   that option exists, and the pages by hand (``requests``, bearer token, ``?page=N``).
@@ -187,13 +188,23 @@ def bench_load(emu: Emulator, rounds: int) -> None:
     files = {i.id: emu.archive.assets(i.id) for i in items}
     hrefs = [i.assets[k].href for i in items for k in BANDS.values()]
 
-    def cold() -> Any:
+    cpu: dict[str, list[float]] = {}  # CPU seconds of this process, per case
+
+    def cpu_of(name: str, fn: Callable[[], Any]) -> Any:
+        started = time.process_time()
+        try:
+            return fn()
+        finally:
+            cpu.setdefault(name, []).append(time.process_time() - started)
+
+    def cold(name: str = "ag.load cold") -> Any:
         forget_urls()
-        return ag.load(items, bands=list(BANDS), chunks={}, auth=auth).compute()
+        return cpu_of(name, lambda: ag.load(items, bands=list(BANDS), chunks={},
+                                            auth=auth).compute())
 
     def cold_before() -> Any:
         with prefetch_off():
-            return cold()
+            return cold("ag.load cold, prefetch off (before)")
 
     def presigned_load() -> Any:
         forget_urls()
@@ -205,7 +216,8 @@ def bench_load(emu: Emulator, rounds: int) -> None:
                 clone.assets[key].href = urls[item.assets[key].href].url
             signed.append(clone)
         started = time.perf_counter()
-        ds = ag.load(signed, bands=list(BANDS), chunks={}, auth=auth).compute()
+        ds = cpu_of("ag.load, URLs presigned beforehand",
+                    lambda: ag.load(signed, bands=list(BANDS), chunks={}, auth=auth).compute())
         return Partly(ds, time.perf_counter() - started)
 
     local = []
@@ -218,9 +230,10 @@ def bench_load(emu: Emulator, rounds: int) -> None:
     crs = datacube.utm_crs(items)
 
     def odc_local() -> Any:
-        return odc.stac.load(local, list(BANDS), groupby=datacube._capture_key(local),
-                             geobox=datacube.native_geobox(local, crs, 5), chunks={},
-                             stac_cfg=datacube.GRUS1_STAC_CFG).compute()
+        return cpu_of("odc.stac.load of local files", lambda: odc.stac.load(
+            local, list(BANDS), groupby=datacube._capture_key(local),
+            geobox=datacube.native_geobox(local, crs, 5), chunks={},
+            stac_cfg=datacube.GRUS1_STAC_CFG).compute())
 
     n = len(hrefs)
     for where, api, storage in (("wide", API_LATENCY, STORAGE_LATENCY), ("loopback", 0, 0)):
@@ -233,6 +246,7 @@ def bench_load(emu: Emulator, rounds: int) -> None:
         if where == "loopback":
             cases["odc.stac.load of local files"] = odc_local
         timed = Rounds()
+        cpu.clear()
         timed.run(cases, rounds)
         check_pixels(timed.results)
         print(f"load ({where}: API {api * 1000:.0f} ms, storage {storage * 1000:.0f} ms): "
@@ -246,6 +260,9 @@ def bench_load(emu: Emulator, rounds: int) -> None:
             row("load", timed, "ag.load cold", "odc.stac.load of local files", None)
             row("load", timed, "ag.load cold, prefetch off (before)",
                 "odc.stac.load of local files", None)
+        # CPU time is what a busy machine disturbs least: the loopback figure's witness
+        print(f"load ({where}) CPU s of this process, median of {rounds}: " + ", ".join(
+            f"{name} {statistics.median(spent[1:]):.3f}" for name, spent in cpu.items()))
     emu.api_latency, emu.storage_latency = API_LATENCY, STORAGE_LATENCY
 
 

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import itertools
 import logging
 import math
 import numbers
@@ -120,6 +121,10 @@ TCI_ALIASES = ("tci_red", "tci_green", "tci_blue")
 RASTER_ASSETS = (TCI_ASSET, *(b.name for b in GRUS1_BANDS), MASK_ASSET)
 #: URLs must stay valid this long after they are handed to GDAL for one chunk read.
 DEFAULT_MIN_VALIDITY = 30.0
+#: How many of a load's hrefs one read hands to the background resolution at most (its own
+#: and those read after it): enough for several concurrent rounds, few enough that the
+#: URLs of a large load are not resolved long before their reads (they could expire).
+PREFETCH_AHEAD = 64
 
 
 def _build_stac_cfg() -> dict[str, Any]:
@@ -299,16 +304,16 @@ def _open_once(url: str) -> None:
 
 
 class _Recorded:
-    """The raster asset hrefs odc-stac parsed for one load, by asset key, and the footprints.
+    """The raster asset hrefs odc-stac parsed for one load, tile by tile, and the footprints.
 
     What one process saw while building a graph: it does not travel with the driver (a
     pickled one is empty); :meth:`AxelGlobeDriver.new_load` hands it to the load's state.
     """
 
     def __init__(self) -> None:
-        self.hrefs: dict[str, dict[str, int]] = {}  # asset key -> {href: footprint index}
+        self.tiles: list[dict[str, str]] = []  # per item: asset key -> href
         self.footprints: list[Any] = []  # the items' geometries (GeoJSON), or None
-        self._index: dict[int, int] = {}  # id(item) -> footprint index (items live on)
+        self._index: dict[int, int] = {}  # id(item) -> its index (items live on meanwhile)
 
     def __reduce__(self) -> tuple[type[_Recorded], tuple[()]]:
         return (_Recorded, ())
@@ -318,14 +323,18 @@ class _Recorded:
         if index is None:
             index = self._index[id(item)] = len(self.footprints)
             self.footprints.append(getattr(item, "geometry", None))
-        self.hrefs.setdefault(asset_key, {}).setdefault(href, index)
+            self.tiles.append({})
+        self.tiles[index].setdefault(asset_key, href)
 
-    def within(self, geobox: GeoBox) -> dict[str, tuple[str, ...]]:
-        """The hrefs of the items whose footprint meets ``geobox`` (odc-stac reads no other)."""
+    def within(self, geobox: GeoBox, assets: frozenset[str] | None
+               ) -> tuple[dict[str, str], ...]:
+        """The hrefs odc-stac reads: of ``assets`` (all: ``None``), of tiles meeting ``geobox``."""
         from odc.geo.geom import Geometry
 
-        if not self.hrefs:
-            return {}
+        tiles = [{k: h for k, h in hrefs.items() if assets is None or k in assets}
+                 for hrefs in self.tiles]
+        if not any(tiles):
+            return ()
         try:
             extent = geobox.geographic_extent
         except Exception:  # an odd grid: keep every href rather than fail the load
@@ -339,9 +348,8 @@ class _Recorded:
             except Exception:  # an odd geometry: keep its hrefs
                 return True
 
-        keep = [meets(f) for f in self.footprints]
-        return {key: tuple(h for h, i in hrefs.items() if keep[i])
-                for key, hrefs in self.hrefs.items()}
+        return tuple(hrefs for hrefs, footprint in zip(tiles, self.footprints, strict=True)
+                     if hrefs and meets(footprint))
 
 
 class _HrefRecorder:
@@ -362,32 +370,48 @@ class _HrefRecorder:
 
 
 class _SigningLoad(GlobalContext):
-    """odc-loader's state of one load, plus the API hrefs it reads, by asset key.
+    """odc-loader's state of one load, plus the API hrefs it reads, tile by tile.
 
     Every task of the graph refers to this one object: it pickles once per graph, with
     hrefs only (never a presigned URL or a token).
+
+    Args:
+        tiles: per tile (item) that the load reads, its hrefs by asset key.
+        every_asset: the tiles hold only the assets the load reads (else each read asks
+            for the hrefs of its own asset only).
     """
 
     def __init__(self, geobox: GeoBox, chunks: dict[str, int] | None,
-                 hrefs: dict[str, tuple[str, ...]]) -> None:
+                 tiles: tuple[dict[str, str], ...], every_asset: bool) -> None:
         super().__init__(geobox, chunks)
-        self.hrefs = hrefs
-        self._asset_of: dict[str, str] | None = None
+        self.tiles, self.every_asset = tiles, every_asset
+        self._where: dict[str, tuple[int, str]] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**super().__getstate__(), "hrefs": self.hrefs}
+        return {**super().__getstate__(), "tiles": self.tiles, "every_asset": self.every_asset}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        self.hrefs = state.get("hrefs", {})
-        self._asset_of = None
+        self.tiles = state.get("tiles", ())
+        self.every_asset = state.get("every_asset", False)
+        self._where = None
 
-    def siblings(self, href: str) -> list[str]:
-        """The other hrefs of the asset ``href`` is one of (e.g. every tile's ``band3``)."""
-        if self._asset_of is None:  # two threads may build it at once: the same dict
-            self._asset_of = {h: key for key, hrefs in self.hrefs.items() for h in hrefs}
-        key = self._asset_of.get(href)
-        return [h for h in self.hrefs.get(key, ()) if h != href] if key is not None else []
+    def ahead(self, href: str, limit: int) -> list[str]:
+        """``href``, then the load's other hrefs in reading order: ``limit`` hrefs at most.
+
+        Reading order: the other assets of ``href``'s tile (the tasks of the other bands
+        read it at the same time), then the tiles after it, then those before.
+        """
+        if self._where is None:  # two threads may build it at once: the same dict
+            self._where = {h: (i, key) for i, hrefs in enumerate(self.tiles)
+                           for key, h in hrefs.items()}
+        index, key = self._where.get(href, (-1, ""))
+        if index < 0:
+            return [href]
+        order = self.tiles[index:] + self.tiles[:index]
+        others = (h for hrefs in order for k, h in hrefs.items()
+                  if h != href and (self.every_asset or k == key))
+        return [href, *itertools.islice(others, max(limit - 1, 0))]
 
 
 class AxelGlobeDriver(RioDriver):
@@ -404,6 +428,9 @@ class AxelGlobeDriver(RioDriver):
             its settings, minus the secret (see the module docstring).
         md_parser: the odc-stac metadata parser (:class:`Grus1Parser` from :func:`load`).
         min_validity: seconds a presigned URL must still be valid when a read starts.
+        assets: the asset keys the loads read (e.g. ``["band3", "band5"]``): the first read
+            of a load then resolves the hrefs of all of them side by side. Default: those of
+            its own asset only (the driver does not see which bands odc-stac was asked for).
 
     Example:
         >>> import odc.stac  # doctest: +SKIP
@@ -415,13 +442,15 @@ class AxelGlobeDriver(RioDriver):
     _recorded: _Recorded | None = None  # hrefs the parser saw since the last new_load()
 
     def __init__(self, auth: AxelGlobeAuth, *, md_parser: Any = None,
-                 min_validity: float = DEFAULT_MIN_VALIDITY) -> None:
+                 min_validity: float = DEFAULT_MIN_VALIDITY,
+                 assets: Iterable[str] | None = None) -> None:
         super().__init__(md_parser=md_parser, aux_reader=StacAuxReader())
         s = auth.settings
         self._spec = _AuthSpec(s.client_id, s.api_url, s.token_url, s.audience,
                                str(s.cache_dir))
         self._auth: AxelGlobeAuth | None = auth
         self.min_validity = float(min_validity)
+        self.assets = None if assets is None else frozenset(assets)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -463,12 +492,13 @@ class AxelGlobeDriver(RioDriver):
         return _HrefRecorder(self._md_parser, self._recorded)
 
     def new_load(self, geobox: GeoBox, *, chunks: dict[str, int] | None = None) -> Any:
-        """The state of one load: the hrefs just parsed that it may read, by asset key."""
+        """The state of one load: the hrefs just parsed that it may read, tile by tile."""
         # odc-stac parses a load's items, then calls this: what was recorded since the last
         # call is this load's (two loads built at once on one driver would mix theirs: at
         # worst a few hrefs resolved ahead for nothing, or not ahead).
         recorded, self._recorded = self._recorded or _Recorded(), None
-        return _SigningLoad(geobox, chunks, recorded.within(geobox))
+        return _SigningLoad(geobox, chunks, recorded.within(geobox, self.assets),
+                            every_asset=self.assets is not None)
 
     @contextmanager
     def restore_env(self, env: dict[str, Any], load_state: Any) -> Iterator[Any]:
@@ -541,18 +571,20 @@ class AxelGlobeDriver(RioDriver):
         return np.s_[0:0, 0:0], empty
 
     def _prefetch(self, href: str) -> None:
-        """If ``href`` has no URL here yet, resolve the same asset of the other tiles meanwhile.
+        """If ``href`` has no URL here yet, resolve it and the load's other hrefs side by side.
 
-        The first read of an asset in a process (and the first after its URLs expired)
-        starts a background :func:`~pystac_axelglobe.presigned.prefetch` of the hrefs of the
-        same asset in the load (``band3`` of every tile): their redirects overlap instead of
-        each waiting in front of its own read, and the reads find them cached.
+        The first read of a load in a process (and the first after its URLs expired) hands
+        :func:`~pystac_axelglobe.presigned.prefetch` its own href, then the load's other
+        hrefs in reading order (:data:`PREFETCH_AHEAD` in all, at most): their redirects
+        overlap instead of each waiting in front of its own read, its own is sent first,
+        and the reads after it, whichever band they are of, find their URLs cached or in
+        flight.
         """
         load = getattr(_state, "load", None)
         if not isinstance(load, _SigningLoad) or not self.auth.is_api_url(href):
             return
         if _assets._cached_url(href, self.auth, self.min_validity) is None:
-            _assets.prefetch(load.siblings(href), auth=self.auth,
+            _assets.prefetch(load.ahead(href, PREFETCH_AHEAD), auth=self.auth,
                              min_validity=self.min_validity)
 
 
@@ -878,6 +910,25 @@ def _shown(capture: str) -> str:
     return "" if capture.startswith("~") else capture
 
 
+def _assets_read(items: Sequence[pystac.Item], bands: list[str] | None,
+                 parser: Grus1Parser) -> frozenset[str] | None:
+    """The asset keys odc-stac reads for ``bands``, as odc-stac resolves them; ``None``: unsure.
+
+    Example:
+        >>> parser = Grus1Parser(GRUS1_STAC_CFG)
+        >>> sorted(_assets_read(items, ["red", "udm"], parser))  # doctest: +SKIP
+        ['band3', 'msi_udm']
+    """
+    from odc.stac import parse_item
+
+    try:  # odc-stac takes the bands of the first item's collection too
+        collection = parse_item(items[0], md_plugin=parser).collection
+        return frozenset(collection.band_key(band)[0]
+                         for band in collection.normalize_band_query(bands))
+    except Exception:  # a band odc-stac does not know: it says so itself, in a moment
+        return None
+
+
 # odc.stac.load arguments that choose the extent or the grid themselves
 _EXTENT_ARGS = ("bbox", "lon", "lat", "x", "y", "geopolygon", "intersects", "anchor", "align")
 
@@ -999,7 +1050,9 @@ def load(
     if with_properties is not None:
         cfg["with_properties"] = list(with_properties)
     min_validity = float(odc_kwargs.pop("min_validity", DEFAULT_MIN_VALIDITY))
-    driver = AxelGlobeDriver(auth, md_parser=Grus1Parser(cfg), min_validity=min_validity)
+    parser = Grus1Parser(cfg)
+    driver = AxelGlobeDriver(auth, md_parser=parser, min_validity=min_validity,
+                             assets=_assets_read(item_list, band_list, parser))
 
     captures: list[str] | None = None
     if groupby == "capture":

@@ -245,6 +245,14 @@ def resolve(
         expiry = _expiry_from_url(href, time.time())
         return PresignedURL(href, math.inf if expiry is None else expiry)
 
+    url = _resolve_api(href, auth, min_validity, seconds, wait=True)
+    assert url is not None  # a waiting call answers or raises
+    return url
+
+
+def _resolve_api(href: str, auth: AxelGlobeAuth, min_validity: float, seconds: float, *,
+                 wait: bool) -> PresignedURL | None:
+    """:func:`resolve` of an API href; ``wait=False``: ``None`` if another thread is at it."""
     until = time.monotonic() + seconds
     key = _cache_key(href, auth)
     with _state_lock:
@@ -255,7 +263,10 @@ def resolve(
         flight = _flight_locks.setdefault(key, threading.Lock())
     # Single flight: the first thread resolves while the others wait on the href's lock and
     # then find the fresh answer in the cache.
-    if not flight.acquire(timeout=max(until - time.monotonic(), 0.0)):
+    if not wait:
+        if not flight.acquire(blocking=False):
+            return None  # in flight: whoever needs it waits for that request
+    elif not flight.acquire(timeout=max(until - time.monotonic(), 0.0)):
         raise AssetError(f"could not resolve {redact(href)}: no answer within {seconds:g} s "
                          "(another thread was still waiting for the API); try again later")
     try:
@@ -565,10 +576,12 @@ def prefetch(hrefs: Iterable[str], *, auth: AxelGlobeAuth, min_validity: float =
 
     For a reader that will need these URLs shortly: its :func:`resolve` then finds them
     cached, or waits for the request already in flight (single flight), instead of sending
-    its own. Hrefs already cached (valid for ``min_validity`` s), already queued or not on
-    the API origin are skipped. Returns at once; errors are not raised (nor cached): the
-    :func:`resolve` that needs the href asks again and reports them. The threads are daemons
-    and end when the queue is empty.
+    its own. Hrefs are sent in the order given; one that another thread is resolving at
+    that moment is not asked again (its request serves everyone). Hrefs already cached
+    (valid for ``min_validity`` s), already queued or not on the API origin are skipped, and
+    so is, for a minute, one whose prefetch failed. Returns at once; errors are not raised
+    (nor cached): the :func:`resolve` that needs the href asks again and reports them. The
+    threads are daemons and end when the queue is empty.
 
     Returns:
         How many hrefs were queued.
@@ -580,6 +593,10 @@ def prefetch(hrefs: Iterable[str], *, auth: AxelGlobeAuth, min_validity: float =
     return _prefetcher.submit(hrefs, auth, min_validity)
 
 
+#: Seconds during which an href whose prefetch failed is not prefetched again.
+_FAILED_PAUSE = 60.0
+
+
 class _Prefetcher:
     """A queue of hrefs and up to :data:`PREFETCH_CONCURRENCY` daemon threads resolving them."""
 
@@ -588,6 +605,9 @@ class _Prefetcher:
         self._queue: collections.deque[tuple[tuple[str, str], str, AxelGlobeAuth, float]] = (
             collections.deque())
         self._pending: set[tuple[str, str]] = set()  # queued or being resolved
+        # href -> when it may be prefetched again after a failure (the read that needs it
+        # asks once more and reports the error; prefetching it again would only repeat it)
+        self._failed: dict[tuple[str, str], float] = {}
         self._threads = 0
         self._busy = 0
 
@@ -595,12 +615,16 @@ class _Prefetcher:
         if PREFETCH_CONCURRENCY <= 0:
             return 0
         queued = 0
+        now = time.monotonic()
         with self._lock:
+            if len(self._failed) > _CACHE_SWEEP_SIZE:
+                self._failed = {k: t for k, t in self._failed.items() if t > now}
             for href in hrefs:
                 if not auth.is_api_url(href):
                     continue
                 key = _cache_key(href, auth)
-                if key in self._pending or _cached_url(href, auth, min_validity) is not None:
+                if (key in self._pending or self._failed.get(key, 0.0) > now
+                        or _cached_url(href, auth, min_validity) is not None):
                     continue
                 self._pending.add(key)
                 self._queue.append((key, href, auth, min_validity))
@@ -635,9 +659,13 @@ class _Prefetcher:
                 # the hrefs started one thread, not sixteen, before asking for its own URL.
                 self._start_thread()
             try:
-                resolve(href, auth=auth, min_validity=min_validity)
+                # Not waiting for an href another thread is resolving (a read): the slot
+                # goes to the next href instead; the read's request serves everyone.
+                _resolve_api(href, auth, min_validity, RESOLVE_TIMEOUT, wait=False)
             except Exception as err:  # the read that needs it resolves again and reports
                 log.debug("prefetch of %s failed: %s", redact(href), redact(str(err)))
+                with self._lock:
+                    self._failed[key] = time.monotonic() + _FAILED_PAUSE
             finally:
                 with self._lock:
                     self._busy -= 1
