@@ -61,7 +61,7 @@ import rasterio
 import requests
 
 import pystac_axelglobe as ag
-from pystac_axelglobe import datacube, presigned
+from pystac_axelglobe import _captures, datacube, presigned
 from pystac_axelglobe.emulator import Emulator
 
 API_LATENCY = 0.05
@@ -231,7 +231,7 @@ def bench_load(emu: Emulator, rounds: int) -> None:
 
     def odc_local() -> Any:
         return cpu_of("odc.stac.load of local files", lambda: odc.stac.load(
-            local, list(BANDS), groupby=datacube._capture_key(local),
+            local, list(BANDS), groupby=_captures.capture_key(local),
             geobox=datacube.native_geobox(local, crs, 5), chunks={},
             stac_cfg=datacube.GRUS1_STAC_CFG).compute())
 

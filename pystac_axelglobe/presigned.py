@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import calendar
 import collections
+import concurrent.futures
 import dataclasses
 import json
 import logging
@@ -522,9 +523,10 @@ def resolve_many(
         ``{href: PresignedURL}`` in the order of ``hrefs``.
 
     Raises:
-        AssetError: The first href, in the order given, that could not be resolved (the
-            others still in flight are finished, those not started are not sent); an href
-            that is not http(s), before anything is sent.
+        AssetError: The first href, in the order given, that could not be resolved: once
+            one fails, those not started are not sent and those in flight are finished (no
+            request outlives the call); an href that is not http(s), before anything is
+            sent. On Ctrl-C the call returns at once (what is in flight ends on its own).
         ConfigurationError: ``max_workers`` or ``timeout`` is not a positive number, before
             anything is sent.
         RestrictedError: AxelGlobe restricts this client for now.
@@ -557,18 +559,34 @@ def resolve_many(
         else:
             todo.append(href)
     if todo:
-        with ThreadPoolExecutor(min(max_workers, len(todo)),
-                                thread_name_prefix="ag-resolve") as pool:
-            futures = {href: pool.submit(resolve, href, auth=auth, min_validity=min_validity,
-                                         timeout=timeout) for href in todo}
-            try:
-                for href, future in futures.items():
-                    found[href] = future.result()
-            except BaseException:
-                for future in futures.values():
-                    future.cancel()
-                raise
+        found.update(_side_by_side(todo, auth, max_workers, min_validity, timeout))
     return {href: found[href] for href in unique}
+
+
+def _side_by_side(hrefs: list[str], auth: AxelGlobeAuth, max_workers: int,
+                  min_validity: float, timeout: float | None) -> dict[str, PresignedURL]:
+    """:func:`resolve` of each href in a pool of ``max_workers`` threads; a failure stops it.
+
+    The first failure cancels the requests not started yet and waits for those in flight
+    (each bounded by its timeout), so that no request outlives the call; then the failure
+    of the first href in the order given is raised. Ctrl-C returns at once: what is in
+    flight then ends on its own, within its bound.
+    """
+    pool = ThreadPoolExecutor(min(max_workers, len(hrefs)), thread_name_prefix="ag-resolve")
+    try:
+        futures = {href: pool.submit(resolve, href, auth=auth, min_validity=min_validity,
+                                     timeout=timeout) for href in hrefs}
+        done, _ = concurrent.futures.wait(futures.values(),
+                                          return_when=concurrent.futures.FIRST_EXCEPTION)
+        if any(future.exception() is not None for future in done):  # none cancelled yet
+            pool.shutdown(wait=True, cancel_futures=True)
+            for future in futures.values():
+                error = None if future.cancelled() else future.exception()
+                if error is not None:
+                    raise error
+        return {href: future.result() for href, future in futures.items()}
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def prefetch(hrefs: Iterable[str], *, auth: AxelGlobeAuth, min_validity: float = 30.0) -> int:

@@ -481,3 +481,58 @@ def test_prefetch_does_not_wait_for_an_href_another_thread_is_resolving(
     # the one prefetch thread went on to the second href instead of waiting for the first
     assert proxy.peak == 2
     assert sorted(_redirect_paths(proxy)) == sorted(urlsplit(h).path for h in (first, second))
+
+
+class _SlowAndGone:
+    """An API origin: ``/gone/...`` answers 404 at once, ``/slow/...`` redirects after 2 s,
+    the rest after 0.3 s; it notes each path asked for."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                owner.paths.append(self.path)
+                if self.path.startswith("/gone/"):
+                    self.send_response(404)
+                else:
+                    time.sleep(2.0 if self.path.startswith("/slow/") else 0.3)
+                    self.send_response(302)
+                    self.send_header("Location", f"http://127.0.0.2:9{self.path}"
+                                                 "?X-Amz-Expires=900&X-Amz-Signature=abc")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.origin = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> _SlowAndGone:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def test_resolve_many_sends_nothing_more_once_one_href_failed(emulator: Emulator) -> None:
+    # The failure comes second in the order, but first in time: resolve_many does not wait
+    # for the slow first href before it stops sending (ag.sign relies on this).
+    with _SlowAndGone() as api:
+        auth = _auth(emulator, api_url=api.origin + "/")
+        hrefs = [f"{api.origin}/slow/a.tif", f"{api.origin}/gone/b.tif",
+                 *(f"{api.origin}/fine/{i}.tif" for i in range(10))]
+
+        with pytest.raises(AssetError, match=r"gone/b\.tif: HTTP 404"):
+            presigned.resolve_many(hrefs, auth=auth, max_workers=2)
+
+        fine = [p for p in api.paths if p.startswith("/fine/")]
+        assert len(fine) <= 1, fine  # at most one taken up before the failure was seen
+        assert not [t for t in threading.enumerate() if t.name.startswith("ag-resolve")]
