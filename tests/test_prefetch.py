@@ -196,22 +196,22 @@ def test_cold_load_resolves_its_hrefs_side_by_side_once_each(
                                       _expected(emu, tiles, asset, ds[name]))
 
 
-def test_the_first_read_resolves_every_band_of_the_load_at_once(
-    slow_api: tuple[Emulator, CountingProxy],
-) -> None:
+def test_the_first_read_resolves_every_band_of_the_load_at_once() -> None:
     # One dask thread: the tasks of the two bands run one after the other. The first read
-    # resolves the hrefs of both, side by side, not those of its own band only.
-    emu, proxy = slow_api
-    items = _through(proxy, emu, _capture(emu))
-    ds = ag.load(items, bands=list(BANDS), chunks={}, auth=_auth(emu, proxy.url))
-    proxy.reset()
+    # resolves the hrefs of both, side by side, not those of its own band only. (The API
+    # answers after 1 s, so that all of them are in flight together even on a busy machine.)
+    with Emulator(api_latency=1.0) as emu, CountingProxy(emu.api_url) as proxy:
+        items = _through(proxy, emu, _capture(emu))
+        ds = ag.load(items, bands=list(BANDS), chunks={}, auth=_auth(emu, proxy.url))
+        proxy.reset()
 
-    with dask.config.set(num_workers=1):
-        ds.compute()
+        with dask.config.set(num_workers=1):
+            ds.compute()
 
-    redirects = _redirect_paths(proxy)
-    assert len(redirects) == len(items) * len(BANDS) and set(redirects.values()) == {1}
-    assert proxy.peak > len(items), f"at most {proxy.peak} redirect requests at once"
+        redirects = _redirect_paths(proxy)
+        assert len(redirects) == len(items) * len(BANDS) and set(redirects.values()) == {1}
+        assert proxy.peak > len(items), f"at most {proxy.peak} redirect requests at once"
+        _wait_for_prefetch_threads()
 
 
 def test_a_read_asks_for_its_own_href_and_its_tiles_other_bands_first(
