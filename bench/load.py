@@ -44,7 +44,7 @@ import pystac
 import rasterio
 
 import pystac_axelglobe as ag
-from pystac_axelglobe import datacube
+from pystac_axelglobe import _captures, datacube
 from pystac_axelglobe import presigned as ag_assets
 from pystac_axelglobe.emulator import Emulator
 
@@ -198,7 +198,7 @@ def run(scale: str, rounds: int, threads: int, in_process: bool) -> None:
             return http_warm()
 
         def odc_local() -> Any:
-            key = datacube._capture_key(local)
+            key = _captures.capture_key(local)
             return odc.stac.load(local, list(BANDS), groupby=key, pool=threads,
                                  geobox=datacube.native_geobox(local, crs, 5),
                                  stac_cfg=datacube.GRUS1_STAC_CFG)

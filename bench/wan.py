@@ -8,12 +8,14 @@ per round, and the median and range (min-max) of the rounds are printed. Results
 equal to the baseline's first: pixel sums and arrays, item ids in order, file sha256.
 
 * load: a cold ``ag.load(...).compute()`` of the largest capture (9 tiles, or the most the
-  archive has) x 2 bands, with presigned URLs resolved at read time (every URL and GDAL's
-  HTTP cache forgotten before each round), against the same ``ag.load`` of items whose hrefs
-  were presigned beforehand (``resolve_many``, untimed: such hrefs are read as they are).
+  archive has) x 2 bands (``--load-bands`` for others), with presigned URLs resolved at read
+  time (every URL and GDAL's HTTP cache forgotten before each round), against the same
+  ``ag.load`` of items whose hrefs were presigned beforehand (``resolve_many``, untimed:
+  such hrefs are read as they are).
   Goal: <= 1.10x. Also with the prefetch turned off (what the reads did before), and on
   loopback (no latency): against the presigned load and against ``odc.stac.load`` of the
   same COGs as local files (the figure ``bench/load.py`` tracks), prefetch on and off.
+  The CPU time of this process per case is printed too (median; the warm-up left out).
 * search: a search of 12 pages (``limit`` chosen so) through ``ag.open()``, against the
   same pages fetched strictly one after another: ``ag.open(..., prefetch_pages=1)`` where
   that option exists, and the pages by hand (``requests``, bearer token, ``?page=N``).
@@ -28,7 +30,8 @@ equal to the baseline's first: pixel sums and arrays, item ids in order, file sh
   ``--parallel-immediate``, which opens its connections at once instead of waiting to see
   whether transfers could share one: much faster on many small files.
 
-Run: ``python bench/wan.py [--rounds 5] [--quick] [--only load|search|download]``
+Run: ``python bench/wan.py [--rounds 5] [--quick] [--only load|search|download]
+[--load-bands red,nir]``
 (``--quick``: 2 rounds, 50 small files instead of 200.)
 """
 
@@ -60,7 +63,7 @@ import rasterio
 import requests
 
 import pystac_axelglobe as ag
-from pystac_axelglobe import datacube, presigned
+from pystac_axelglobe import _captures, datacube, presigned
 from pystac_axelglobe.emulator import Emulator
 
 API_LATENCY = 0.05
@@ -180,20 +183,30 @@ def largest_capture(emu: Emulator) -> list[pystac.Item]:
     return [i for i in items if i.properties["ag:capture_id"] == chosen]
 
 
-def bench_load(emu: Emulator, rounds: int) -> None:
+def bench_load(emu: Emulator, rounds: int, bands: dict[str, str]) -> None:
     auth = auth_for(emu)
     items = largest_capture(emu)
     assert emu.archive is not None
     files = {i.id: emu.archive.assets(i.id) for i in items}
-    hrefs = [i.assets[k].href for i in items for k in BANDS.values()]
+    hrefs = [i.assets[k].href for i in items for k in bands.values()]
 
-    def cold() -> Any:
+    cpu: dict[str, list[float]] = {}  # CPU seconds of this process, per case
+
+    def cpu_of(name: str, fn: Callable[[], Any]) -> Any:
+        started = time.process_time()
+        try:
+            return fn()
+        finally:
+            cpu.setdefault(name, []).append(time.process_time() - started)
+
+    def cold(name: str = "ag.load cold") -> Any:
         forget_urls()
-        return ag.load(items, bands=list(BANDS), chunks={}, auth=auth).compute()
+        return cpu_of(name, lambda: ag.load(items, bands=list(bands), chunks={},
+                                            auth=auth).compute())
 
     def cold_before() -> Any:
         with prefetch_off():
-            return cold()
+            return cold("ag.load cold, prefetch off (before)")
 
     def presigned_load() -> Any:
         forget_urls()
@@ -201,26 +214,28 @@ def bench_load(emu: Emulator, rounds: int) -> None:
         signed = []
         for item in items:
             clone = item.clone()
-            for key in BANDS.values():
+            for key in bands.values():
                 clone.assets[key].href = urls[item.assets[key].href].url
             signed.append(clone)
         started = time.perf_counter()
-        ds = ag.load(signed, bands=list(BANDS), chunks={}, auth=auth).compute()
+        ds = cpu_of("ag.load, URLs presigned beforehand",
+                    lambda: ag.load(signed, bands=list(bands), chunks={}, auth=auth).compute())
         return Partly(ds, time.perf_counter() - started)
 
     local = []
     for item in items:
         clone = item.clone()
         clone.set_self_href(None)  # else pystac resolves the paths against the API URL
-        for key in BANDS.values():
+        for key in bands.values():
             clone.assets[key].href = str(files[item.id][key])
         local.append(clone)
     crs = datacube.utm_crs(items)
 
     def odc_local() -> Any:
-        return odc.stac.load(local, list(BANDS), groupby=datacube._capture_key(local),
-                             geobox=datacube.native_geobox(local, crs, 5), chunks={},
-                             stac_cfg=datacube.GRUS1_STAC_CFG).compute()
+        return cpu_of("odc.stac.load of local files", lambda: odc.stac.load(
+            local, list(bands), groupby=_captures.capture_key(local),
+            geobox=datacube.native_geobox(local, crs, 5), chunks={},
+            stac_cfg=datacube.GRUS1_STAC_CFG).compute())
 
     n = len(hrefs)
     for where, api, storage in (("wide", API_LATENCY, STORAGE_LATENCY), ("loopback", 0, 0)):
@@ -233,10 +248,11 @@ def bench_load(emu: Emulator, rounds: int) -> None:
         if where == "loopback":
             cases["odc.stac.load of local files"] = odc_local
         timed = Rounds()
+        cpu.clear()
         timed.run(cases, rounds)
-        check_pixels(timed.results)
+        check_pixels(timed.results, bands)
         print(f"load ({where}: API {api * 1000:.0f} ms, storage {storage * 1000:.0f} ms): "
-              f"{len(items)} tiles x {len(BANDS)} bands = {n} assets, chunks={{}}, "
+              f"{len(items)} tiles x {len(bands)} bands = {n} assets, chunks={{}}, "
               f"dask threads: {dask.system.CPU_COUNT}")
         row("load", timed, "ag.load cold", "ag.load, URLs presigned beforehand",
             GOALS["load"] if where == "wide" else None)
@@ -246,13 +262,16 @@ def bench_load(emu: Emulator, rounds: int) -> None:
             row("load", timed, "ag.load cold", "odc.stac.load of local files", None)
             row("load", timed, "ag.load cold, prefetch off (before)",
                 "odc.stac.load of local files", None)
+        # CPU time is what a busy machine disturbs least: the loopback figure's witness
+        print(f"load ({where}) CPU s of this process, median of {rounds}: " + ", ".join(
+            f"{name} {statistics.median(spent[1:]):.3f}" for name, spent in cpu.items()))
     emu.api_latency, emu.storage_latency = API_LATENCY, STORAGE_LATENCY
 
 
-def check_pixels(results: dict[str, Any]) -> None:
+def check_pixels(results: dict[str, Any], bands: dict[str, str]) -> None:
     first_name, first = next(iter(results.items()))
     for name, ds in results.items():
-        for band in BANDS:
+        for band in bands:
             a, b = first[band].values, ds[band].values
             assert int(a.sum()) == int(b.sum()) and np.array_equal(a, b), (first_name, name)
 
@@ -414,6 +433,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="2 rounds, 50 small files instead of 200")
     parser.add_argument("--only", choices=["load", "search", "download"], action="append")
+    parser.add_argument("--load-bands", default=",".join(BANDS),
+                        help="the bands of the load, by name (default: %(default)s); more "
+                        "bands than dask has threads show whether later bands wait again")
     args = parser.parse_args()
     rounds = args.rounds or (2 if args.quick else 5)
     small_files = 50 if args.quick else 200
@@ -426,7 +448,9 @@ def main() -> None:
         if only & {"load", "search"}:
             with Emulator(api_latency=API_LATENCY, storage_latency=STORAGE_LATENCY) as emu:
                 if "load" in only:
-                    bench_load(emu, rounds)
+                    aliases = datacube.GRUS1_STAC_CFG["grus-1"]["aliases"]
+                    bench_load(emu, rounds, {name: aliases[name][0]
+                                             for name in args.load_bands.split(",")})
                 if "search" in only:
                     bench_search(emu, rounds, str(Path(tmp) / "tokens"))
         if "download" in only:

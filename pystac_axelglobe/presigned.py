@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import calendar
 import collections
+import concurrent.futures
 import dataclasses
 import json
 import logging
@@ -251,6 +252,14 @@ def resolve(
         expiry = _expiry_from_url(href, time.time())
         return PresignedURL(href, math.inf if expiry is None else expiry)
 
+    url = _resolve_api(href, auth, min_validity, seconds, wait=True)
+    assert url is not None  # a waiting call answers or raises
+    return url
+
+
+def _resolve_api(href: str, auth: AxelGlobeAuth, min_validity: float, seconds: float, *,
+                 wait: bool) -> PresignedURL | None:
+    """:func:`resolve` of an API href; ``wait=False``: ``None`` if another thread is at it."""
     until = time.monotonic() + seconds
     key = _cache_key(href, auth)
     with _state_lock:
@@ -261,7 +270,10 @@ def resolve(
         flight = _flight_locks.setdefault(key, threading.Lock())
     # Single flight: the first thread resolves while the others wait on the href's lock and
     # then find the fresh answer in the cache.
-    if not flight.acquire(timeout=max(until - time.monotonic(), 0.0)):
+    if not wait:
+        if not flight.acquire(blocking=False):
+            return None  # in flight: whoever needs it waits for that request
+    elif not flight.acquire(timeout=max(until - time.monotonic(), 0.0)):
         raise AssetError(f"could not resolve {redact(href)}: no answer within {seconds:g} s "
                          "(another thread was still waiting for the API); try again later")
     try:
@@ -517,9 +529,10 @@ def resolve_many(
         ``{href: PresignedURL}`` in the order of ``hrefs``.
 
     Raises:
-        AssetError: The first href, in the order given, that could not be resolved (the
-            others still in flight are finished, those not started are not sent); an href
-            that is not http(s), before anything is sent.
+        AssetError: The first href, in the order given, that could not be resolved: once
+            one fails, those not started are not sent and those in flight are finished (no
+            request outlives the call); an href that is not http(s), before anything is
+            sent. On Ctrl-C the call returns at once (what is in flight ends on its own).
         ConfigurationError: ``max_workers`` or ``timeout`` is not a positive number, before
             anything is sent.
         RestrictedError: AxelGlobe restricts this client for now.
@@ -552,18 +565,34 @@ def resolve_many(
         else:
             todo.append(href)
     if todo:
-        with ThreadPoolExecutor(min(max_workers, len(todo)),
-                                thread_name_prefix="ag-resolve") as pool:
-            futures = {href: pool.submit(resolve, href, auth=auth, min_validity=min_validity,
-                                         timeout=timeout) for href in todo}
-            try:
-                for href, future in futures.items():
-                    found[href] = future.result()
-            except BaseException:
-                for future in futures.values():
-                    future.cancel()
-                raise
+        found.update(_side_by_side(todo, auth, max_workers, min_validity, timeout))
     return {href: found[href] for href in unique}
+
+
+def _side_by_side(hrefs: list[str], auth: AxelGlobeAuth, max_workers: int,
+                  min_validity: float, timeout: float | None) -> dict[str, PresignedURL]:
+    """:func:`resolve` of each href in a pool of ``max_workers`` threads; a failure stops it.
+
+    The first failure cancels the requests not started yet and waits for those in flight
+    (each bounded by its timeout), so that no request outlives the call; then the failure
+    of the first href in the order given is raised. Ctrl-C returns at once: what is in
+    flight then ends on its own, within its bound.
+    """
+    pool = ThreadPoolExecutor(min(max_workers, len(hrefs)), thread_name_prefix="ag-resolve")
+    try:
+        futures = {href: pool.submit(resolve, href, auth=auth, min_validity=min_validity,
+                                     timeout=timeout) for href in hrefs}
+        done, _ = concurrent.futures.wait(futures.values(),
+                                          return_when=concurrent.futures.FIRST_EXCEPTION)
+        if any(future.exception() is not None for future in done):  # none cancelled yet
+            pool.shutdown(wait=True, cancel_futures=True)
+            for future in futures.values():
+                error = None if future.cancelled() else future.exception()
+                if error is not None:
+                    raise error
+        return {href: future.result() for href, future in futures.items()}
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def prefetch(hrefs: Iterable[str], *, auth: AxelGlobeAuth, min_validity: float = 30.0) -> int:
@@ -571,10 +600,12 @@ def prefetch(hrefs: Iterable[str], *, auth: AxelGlobeAuth, min_validity: float =
 
     For a reader that will need these URLs shortly: its :func:`resolve` then finds them
     cached, or waits for the request already in flight (single flight), instead of sending
-    its own. Hrefs already cached (valid for ``min_validity`` s), already queued or not on
-    the API origin are skipped. Returns at once; errors are not raised (nor cached): the
-    :func:`resolve` that needs the href asks again and reports them. The threads are daemons
-    and end when the queue is empty.
+    its own. Hrefs are sent in the order given; one that another thread is resolving at
+    that moment is not asked again (its request serves everyone). Hrefs already cached
+    (valid for ``min_validity`` s), already queued or not on the API origin are skipped, and
+    so is, for a minute, one whose prefetch failed. Returns at once; errors are not raised
+    (nor cached): the :func:`resolve` that needs the href asks again and reports them. The
+    threads are daemons and end when the queue is empty.
 
     Returns:
         How many hrefs were queued.
@@ -586,6 +617,10 @@ def prefetch(hrefs: Iterable[str], *, auth: AxelGlobeAuth, min_validity: float =
     return _prefetcher.submit(hrefs, auth, min_validity)
 
 
+#: Seconds during which an href whose prefetch failed is not prefetched again.
+_FAILED_PAUSE = 60.0
+
+
 class _Prefetcher:
     """A queue of hrefs and up to :data:`PREFETCH_CONCURRENCY` daemon threads resolving them."""
 
@@ -594,6 +629,9 @@ class _Prefetcher:
         self._queue: collections.deque[tuple[tuple[str, str], str, AxelGlobeAuth, float]] = (
             collections.deque())
         self._pending: set[tuple[str, str]] = set()  # queued or being resolved
+        # href -> when it may be prefetched again after a failure (the read that needs it
+        # asks once more and reports the error; prefetching it again would only repeat it)
+        self._failed: dict[tuple[str, str], float] = {}
         self._threads = 0
         self._busy = 0
 
@@ -601,12 +639,16 @@ class _Prefetcher:
         if PREFETCH_CONCURRENCY <= 0:
             return 0
         queued = 0
+        now = time.monotonic()
         with self._lock:
+            if len(self._failed) > _CACHE_SWEEP_SIZE:
+                self._failed = {k: t for k, t in self._failed.items() if t > now}
             for href in hrefs:
                 if not auth.is_api_url(href):
                     continue
                 key = _cache_key(href, auth)
-                if key in self._pending or _cached_url(href, auth, min_validity) is not None:
+                if (key in self._pending or self._failed.get(key, 0.0) > now
+                        or _cached_url(href, auth, min_validity) is not None):
                     continue
                 self._pending.add(key)
                 self._queue.append((key, href, auth, min_validity))
@@ -641,9 +683,13 @@ class _Prefetcher:
                 # the hrefs started one thread, not sixteen, before asking for its own URL.
                 self._start_thread()
             try:
-                resolve(href, auth=auth, min_validity=min_validity)
+                # Not waiting for an href another thread is resolving (a read): the slot
+                # goes to the next href instead; the read's request serves everyone.
+                _resolve_api(href, auth, min_validity, RESOLVE_TIMEOUT, wait=False)
             except Exception as err:  # the read that needs it resolves again and reports
                 log.debug("prefetch of %s failed: %s", redact(href), redact(str(err)))
+                with self._lock:
+                    self._failed[key] = time.monotonic() + _FAILED_PAUSE
             finally:
                 with self._lock:
                     self._busy -= 1

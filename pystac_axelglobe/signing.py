@@ -32,7 +32,6 @@ Example:
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import functools
 from collections.abc import Iterable, Mapping, MutableMapping
@@ -166,13 +165,15 @@ def sign_inplace(
         return obj  # nothing could be AxelGlobe's: no auth needed, nothing sent
     auth = auth if auth is not None else default_auth()
     slots = [s for s in found.slots if auth.is_api_url(s.href)]
-    urls = _resolve_all([s.href for s in slots], auth, max_workers)
+    # Side by side, at most max_workers at once; the first failure stops the rest.
+    urls = presigned.resolve_many([s.href for s in slots], auth=auth, max_workers=max_workers,
+                                  min_validity=MIN_VALIDITY)
     # All resolved: now change obj. Normalising first: it reads the hrefs' file suffixes.
     for stac in found.stac:
         if any(auth.is_api_url(href) for href in _own_hrefs(stac)):
             normalize_item(stac)
     for slot in slots:
-        slot.set(urls[slot.href])
+        slot.set(urls[slot.href].url)
     return obj
 
 
@@ -360,40 +361,3 @@ def _copy(obj: Any) -> Any:
     if isinstance(obj, tuple):
         return tuple(_copy(value) for value in obj)
     return obj  # str, numbers, None, and objects sign() does not look into
-
-
-# --- resolving, concurrently ------------------------------------------------------------------
-
-def _resolve_all(hrefs: list[str], auth: AxelGlobeAuth, max_workers: int) -> dict[str, str]:
-    """``href -> presigned URL`` for each distinct href, at most ``max_workers`` at once.
-
-    The first failure cancels the requests not yet started and is raised.
-    """
-    unique = list(dict.fromkeys(hrefs))
-    if not unique:
-        return {}
-
-    def one(href: str) -> str:
-        return presigned.resolve(href, auth=auth, min_validity=MIN_VALIDITY).url
-
-    if len(unique) == 1:
-        return {unique[0]: one(unique[0])}
-    workers = min(max_workers, len(unique))
-    pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="axelglobe-sign")
-    try:
-        futures = {href: pool.submit(one, href) for href in unique}
-        done, _ = concurrent.futures.wait(futures.values(),
-                                          return_when=concurrent.futures.FIRST_EXCEPTION)
-        for future in done:
-            error = future.exception()
-            if error is not None:
-                raise error
-        return {href: future.result() for href, future in futures.items()}
-    except Exception:
-        # Start nothing more, and let those in flight end (each bounded by
-        # presigned.RESOLVE_TIMEOUT) so that no request outlives the call.
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    finally:
-        # Ctrl-C: return at once; what is in flight ends on its own, within its bound.
-        pool.shutdown(wait=False, cancel_futures=True)

@@ -9,7 +9,7 @@ import pystac
 import pytest
 
 import pystac_axelglobe as ag
-from pystac_axelglobe import datacube
+from pystac_axelglobe import _captures, datacube
 from pystac_axelglobe.emulator import Emulator
 
 pytestmark = [
@@ -75,9 +75,9 @@ def test_the_fallback_finds_every_capture_of_the_archive(emulator: Emulator) -> 
     # platforms capture twice on one day, hours apart
     items = emulator.items()
     truth = {i.id: i.properties["ag:capture_id"] for i in items}
-    assert datacube._capture_ids(items) == truth
+    assert _captures.capture_ids(items) == truth
 
-    found = datacube._capture_ids(_without_capture_id(items))
+    found = _captures.capture_ids(_without_capture_id(items))
 
     assert _partition(found) == _partition(truth)
     assert len(set(found.values())) == 9
@@ -107,7 +107,7 @@ def test_the_window_separates_captures_and_joins_tiles_to_a_known_capture() -> N
         item("joins", 1010),  # 10 s from a tile of known capture K, same satellite
         item("elsewhere", 1010, platform="GRUS-1C"),  # ... but not this one
     ]
-    found = datacube._capture_ids(items)
+    found = _captures.capture_ids(items)
 
     assert found["strip0"] == found["strip1"] == found["strip2"]
     assert len({found["strip0"], found["late"], found["other"], found["elsewhere"]}) == 4

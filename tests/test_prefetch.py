@@ -196,6 +196,63 @@ def test_cold_load_resolves_its_hrefs_side_by_side_once_each(
                                       _expected(emu, tiles, asset, ds[name]))
 
 
+def test_the_first_read_resolves_every_band_of_the_load_at_once() -> None:
+    # One dask thread: the tasks of the two bands run one after the other. The first read
+    # resolves the hrefs of both, side by side, not those of its own band only. (The API
+    # answers after 1 s, so that all of them are in flight together even on a busy machine.)
+    with Emulator(api_latency=1.0) as emu, CountingProxy(emu.api_url) as proxy:
+        items = _through(proxy, emu, _capture(emu))
+        ds = ag.load(items, bands=list(BANDS), chunks={}, auth=_auth(emu, proxy.url))
+        proxy.reset()
+
+        with dask.config.set(num_workers=1):
+            ds.compute()
+
+        redirects = _redirect_paths(proxy)
+        assert len(redirects) == len(items) * len(BANDS) and set(redirects.values()) == {1}
+        assert proxy.peak > len(items), f"at most {proxy.peak} redirect requests at once"
+        _wait_for_prefetch_threads()
+
+
+def test_a_read_asks_for_its_own_href_and_its_tiles_other_bands_first(
+    slow_api: tuple[Emulator, CountingProxy], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    emu, proxy = slow_api
+    items = _through(proxy, emu, _capture(emu))
+    ds = ag.load(items, bands=list(BANDS), chunks={}, auth=_auth(emu, proxy.url))
+    proxy.reset()
+    monkeypatch.setattr(presigned, "PREFETCH_CONCURRENCY", 1)  # the queue's order, visible
+
+    with dask.config.set(num_workers=1):
+        ds.compute()
+
+    # the read's own href (not a sibling queued before it), and the other band of its
+    # tile, which the next task reads first
+    first_two = {p.rsplit("/", 1)[1] for p in proxy.paths[:2]}
+    tile = {name.rsplit("_", 1)[0] for name in first_two}
+    assert len(tile) == 1 and {n.rsplit("_", 1)[1] for n in first_two} == {
+        f"{asset}.tif" for asset in BANDS.values()}, proxy.paths[:3]
+    assert set(_redirect_paths(proxy).values()) == {1}
+
+
+def test_only_the_bands_asked_for_are_resolved(
+    slow_api: tuple[Emulator, CountingProxy],
+) -> None:
+    emu, proxy = slow_api
+    items = _through(proxy, emu, _capture(emu))
+    ds = ag.load(items, bands=["red", "udm", "tci_green"], chunks={},
+                 auth=_auth(emu, proxy.url))
+    proxy.reset()
+
+    ds.compute()
+    _wait_for_prefetch_threads()
+
+    # aliases resolved as odc-stac resolves them: red -> band3, udm -> msi_udm, tci_* -> tci
+    suffixes = Counter(p.rsplit("_", 1)[1] for p in _redirect_paths(proxy))
+    assert suffixes == {"band3.tif": len(items), "udm.tif": len(items),
+                        "tci.tif": len(items)}
+
+
 def test_pixels_equal_a_load_without_prefetch(
     emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -399,3 +456,83 @@ def test_prefetch_is_bounded_and_its_threads_end(
     # resolved ones are cached; the failed one is not (its reader asks again, and reports)
     assert all(presigned._cached_url(h, auth, 30) is not None for h in hrefs[:-1])
     assert presigned._cached_url(hrefs[-1], auth, 30) is None
+
+
+def test_prefetch_does_not_wait_for_an_href_another_thread_is_resolving(
+    slow_api: tuple[Emulator, CountingProxy], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emu, proxy = slow_api
+    items = _through(proxy, emu, _capture(emu))
+    first, second = (i.assets["band3"].href for i in items[:2])
+    auth = _auth(emu, proxy.url)
+    auth.provider.token()
+    monkeypatch.setattr(presigned, "PREFETCH_CONCURRENCY", 1)
+    reader = threading.Thread(target=presigned.resolve, args=(first,), kwargs={"auth": auth})
+    reader.start()
+    deadline = time.monotonic() + 10
+    while not proxy.paths:  # the read's request is at the API (which answers after 0.2 s)
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+    presigned.prefetch([first, second], auth=auth)
+    reader.join(10)
+    _wait_for_prefetch_threads()
+
+    # the one prefetch thread went on to the second href instead of waiting for the first
+    assert proxy.peak == 2
+    assert sorted(_redirect_paths(proxy)) == sorted(urlsplit(h).path for h in (first, second))
+
+
+class _SlowAndGone:
+    """An API origin: ``/gone/...`` answers 404 at once, ``/slow/...`` redirects after 2 s,
+    the rest after 0.3 s; it notes each path asked for."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                owner.paths.append(self.path)
+                if self.path.startswith("/gone/"):
+                    self.send_response(404)
+                else:
+                    time.sleep(2.0 if self.path.startswith("/slow/") else 0.3)
+                    self.send_response(302)
+                    self.send_header("Location", f"http://127.0.0.2:9{self.path}"
+                                                 "?X-Amz-Expires=900&X-Amz-Signature=abc")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.origin = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> _SlowAndGone:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def test_resolve_many_sends_nothing_more_once_one_href_failed(emulator: Emulator) -> None:
+    # The failure comes second in the order, but first in time: resolve_many does not wait
+    # for the slow first href before it stops sending (ag.sign relies on this).
+    with _SlowAndGone() as api:
+        auth = _auth(emulator, api_url=api.origin + "/")
+        hrefs = [f"{api.origin}/slow/a.tif", f"{api.origin}/gone/b.tif",
+                 *(f"{api.origin}/fine/{i}.tif" for i in range(10))]
+
+        with pytest.raises(AssetError, match=r"gone/b\.tif: HTTP 404"):
+            presigned.resolve_many(hrefs, auth=auth, max_workers=2)
+
+        fine = [p for p in api.paths if p.startswith("/fine/")]
+        assert len(fine) <= 1, fine  # at most one taken up before the failure was seen
+        assert not [t for t in threading.enumerate() if t.name.startswith("ag-resolve")]

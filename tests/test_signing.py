@@ -305,7 +305,7 @@ def test_a_failure_leaves_the_object_unchanged(emulator: Emulator, tmp_path: Pat
 
     assert as_json(items) == before  # nothing signed, nothing normalised
     # Nothing is left running: no resolving thread outlives the call, no request comes later.
-    assert [t for t in threading.enumerate() if t.name.startswith("axelglobe-sign")] == []
+    assert [t for t in threading.enumerate() if t.name.startswith("ag-resolve")] == []
     assert 0 < after_return <= 40
     assert counted["api_requests"] == after_return
 
