@@ -3,7 +3,7 @@
 The archive is generated on first use into a cache folder (seconds for ``scale="small"``)
 and loaded from its index afterwards (milliseconds). Layout of an archive folder::
 
-    items.json       {"archive_version", "scale", "features": [STAC item dicts]}
+    items.json       {"archive_version", "scale", "built_with", "features": [STAC item dicts]}
     collection.json  the grus-1 collection, as in the provider's guide
     files/{item_id}/{YYYY-MM-DD}_{item_id}_{key}.{ext}
 
@@ -62,6 +62,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import shutil
@@ -89,6 +90,8 @@ from .scenes import (
 )
 
 #: Bump whenever the generator's output changes, so that cached archives are rebuilt.
+#: (Other versions of the libraries that compute the bytes get their own cache folder, see
+#: :func:`default_data_dir`.)
 ARCHIVE_VERSION = 6
 #: Environment variable naming the parent folder of the default archive folders.
 ENV_EMULATOR_DATA = "AXELGLOBE_EMULATOR_DATA"
@@ -195,10 +198,14 @@ def default_data_dir(scale: str = "small") -> Path:
     """Where :func:`build_archive` keeps the archive of ``scale`` unless told otherwise.
 
     ``$AXELGLOBE_EMULATOR_DATA`` names the parent folder; by default it is the platform's
-    user cache folder of pystac-axelglobe, ``emulator``.
+    user cache folder of pystac-axelglobe, ``emulator``. The folder's name is keyed by what
+    determines the archive's bytes: :data:`ARCHIVE_VERSION`, ``scale`` and a digest of the
+    versions of the libraries that compute them (numpy, rasterio with its GDAL and PROJ,
+    shapely with its GEOS). Another PROJ rounds a footprint's last digit differently, another
+    GDAL encodes a COG differently: each set of versions gets, and keeps, its own archive.
 
     Example:
-        >>> default_data_dir().name == f"v{ARCHIVE_VERSION}-small"
+        >>> default_data_dir().name.startswith(f"v{ARCHIVE_VERSION}-small-")
         True
     """
     parent = os.environ.get(ENV_EMULATOR_DATA, "").strip()
@@ -208,7 +215,26 @@ def default_data_dir(scale: str = "small") -> Path:
         import platformdirs
 
         base = Path(platformdirs.user_cache_dir("pystac-axelglobe", appauthor=False)) / "emulator"
-    return base / f"v{ARCHIVE_VERSION}-{scale}"
+    digest = hashlib.sha256(json.dumps(_built_with(), sort_keys=True).encode()).hexdigest()
+    return base / f"v{ARCHIVE_VERSION}-{scale}-{digest[:10]}"
+
+
+@functools.lru_cache(maxsize=1)
+def _built_with() -> dict[str, str]:
+    """The versions of the libraries whose arithmetic and encoders make the archive's bytes."""
+    import numpy
+    import rasterio
+    import shapely
+
+    return {
+        "numpy": numpy.__version__,
+        "rasterio": rasterio.__version__,
+        "gdal": rasterio.__gdal_version__,
+        # rasterio's own PROJ (footprints come from rasterio.warp), not pyproj's
+        "proj": str(getattr(rasterio, "__proj_version__", "")),
+        "shapely": shapely.__version__,
+        "geos": shapely.geos_version_string,
+    }
 
 
 def build_archive(data_dir: Path | str | None = None, *, scale: str = "small") -> Archive:
@@ -316,7 +342,8 @@ def _generate(root: Path, scale: str) -> None:
         list(pool.map(write, zip(tiles, items, strict=True)))
     (root / "collection.json").write_text(json.dumps(_collection(), indent=1) + "\n",
                                           encoding="utf-8")
-    index = {"archive_version": ARCHIVE_VERSION, "scale": scale, "features": items}
+    index = {"archive_version": ARCHIVE_VERSION, "scale": scale, "built_with": _built_with(),
+             "features": items}
     # items.json last: its presence marks a complete archive.
     (root / "items.json").write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")
 
