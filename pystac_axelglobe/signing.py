@@ -326,11 +326,7 @@ def _(obj: list[Any] | tuple[Any, ...], found: _Found) -> None:
 def _(obj: Mapping[Any, Any], found: _Found) -> None:
     kind = obj.get("type")
     if kind in ("Feature", "Collection"):
-        found.stac.append(obj)
-        assets = obj.get("assets")
-        for key, asset in (assets.items() if isinstance(assets, Mapping) else ()):
-            if isinstance(asset, Mapping):
-                found.asset(key, asset, asset.get("href"))
+        _collect_stac_dict(obj, found)
     elif kind == "FeatureCollection":
         for feature in obj.get("features") or []:
             _collect(feature, found)
@@ -346,6 +342,15 @@ def _(obj: Mapping[Any, Any], found: _Found) -> None:
                 found.add(obj, key, value)
             else:
                 _collect(value, found)
+
+
+def _collect_stac_dict(obj: Mapping[Any, Any], found: _Found) -> None:
+    """An item or collection dict: itself (its own links) and its assets' hrefs."""
+    found.stac.append(obj)
+    assets = obj.get("assets")
+    for key, asset in (assets.items() if isinstance(assets, Mapping) else ()):
+        if isinstance(asset, Mapping):
+            found.asset(key, asset, asset.get("href"))
 
 
 # --- copying ----------------------------------------------------------------------------------
