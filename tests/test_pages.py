@@ -22,9 +22,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pystac_client
 import pytest
+import shapely.geometry
 
 import pystac_axelglobe as ag
-from pystac_axelglobe import _paging, filters
+from pystac_axelglobe import _paging, demo, filters
 from pystac_axelglobe.client import (
     DEFAULT_PREFETCH_PAGES,
     AxelGlobeStacApiIO,
@@ -39,30 +40,20 @@ if TYPE_CHECKING:
 FAST = default_retry(backoff_factor=0.01)
 #: The real policy: a request given up and retried anyway would sit through 7.5 s of backoff.
 DEFAULT_RETRY = default_retry()
-GUIDE_BBOX = [133.0, 35.0, 137.0, 36.0]
-GUIDE_DATETIME = "2021-04-10T00:00:00Z/2021-06-30T23:59:59Z"
-GUIDE_MULTIPOLYGON = (
-    "MULTIPOLYGON (((-50.377998355519196 -21.25571182037737, -50.39389773429008 "
-    "-21.306903229767897, -50.33831203728997 -21.326928577662557, -50.30119747112292 "
-    "-21.30514840932203, -50.30233752991262 -21.265344869483116, -50.377998355519196 "
-    "-21.25571182037737)), ((-50.30307167289692 -21.33556537511332, -50.29675481118801 "
-    "-21.352508108156158, -50.320483483126424 -21.37151690592809, -50.33829784306903 "
-    "-21.37531838541942, -50.32083308423938 -21.415381832666043, -50.27781101074311 "
-    "-21.39743120280255, -50.26742062143981 -21.40399484490206, -50.24515788837763 "
-    "-21.3798116216757, -50.20469383948901 -21.389847864440497, -50.19355419558164 "
-    "-21.371524192627504, -50.249239808424704 -21.337647270055186, -50.30307167289692 "
-    "-21.33556537511332)))")
+# The provider guide's search areas, as the demo spells them; the multipolygon as WKT text.
+GUIDE_BBOX = list(demo.GUIDE_BBOX)
+GUIDE_MULTIPOLYGON = shapely.geometry.shape(demo.GUIDE_MULTIPOLYGON).wkt
 
 # The guide's searches, and an unfiltered one: (name, search keyword arguments).
 SCENARIOS: list[tuple[str, dict[str, Any]]] = [
     ("everything", {}),
-    ("item cloud cover in a bbox", {"bbox": GUIDE_BBOX, "datetime": GUIDE_DATETIME,
+    ("item cloud cover in a bbox", {"bbox": GUIDE_BBOX, "datetime": demo.GUIDE_DATETIME,
                                     "collections": ["grus-1"],
                                     "filter": "eo:cloud_cover <= 30"}),
-    ("AOI cloud cover in a bbox", {"bbox": GUIDE_BBOX, "datetime": GUIDE_DATETIME,
+    ("AOI cloud cover in a bbox", {"bbox": GUIDE_BBOX, "datetime": demo.GUIDE_DATETIME,
                                    "filter": filters.aoi_cloud_cover(30)}),
     ("AOI cloud cover in a multipolygon", {
-        "datetime": GUIDE_DATETIME,
+        "datetime": demo.GUIDE_DATETIME,
         "filter": f"avg(eo:cloud_cover) <= 20 AND S_INTERSECTS(geometry, {GUIDE_MULTIPOLYGON})"}),
     ("a capture", {"filter": filters.capture_id("52eZg9k7rPEyYQGX")}),
     ("intersects", {"intersects": GUIDE_MULTIPOLYGON}),
@@ -357,8 +348,8 @@ def test_an_error_comes_at_its_page_after_the_pages_before(
         assert max(server.asked) <= 3 + DEFAULT_PREFETCH_PAGES
 
 
-def _cut(server: Pages, n: int, h: Any) -> None:
-    """Page ``n``'s headers and half its body, then the connection closed (a drop)."""
+def _half_page(server: Pages, n: int, h: Any) -> None:
+    """Page ``n``'s headers and the first half of its body (the rest never comes)."""
     body = json.dumps(server.page(n)).encode()
     h.send_response(200)
     h.send_header("Content-Type", "application/json")
@@ -366,6 +357,11 @@ def _cut(server: Pages, n: int, h: Any) -> None:
     h.end_headers()
     h.wfile.write(body[: len(body) // 2])
     h.wfile.flush()
+
+
+def _cut(server: Pages, n: int, h: Any) -> None:
+    """Page ``n``'s headers and half its body, then the connection closed (a drop)."""
+    _half_page(server, n, h)
     h.connection.shutdown(socket.SHUT_RDWR)
     h.close_connection = True
 
@@ -514,13 +510,7 @@ class Silent(Pages):
             return False
         h.close_connection = True
         if self.half:
-            body = json.dumps(server.page(n)).encode()
-            h.send_response(200)
-            h.send_header("Content-Type", "application/json")
-            h.send_header("Content-Length", str(len(body)))
-            h.end_headers()
-            h.wfile.write(body[: len(body) // 2])
-            h.wfile.flush()
+            _half_page(server, n, h)
         while not self.release.is_set():
             readable, _, _ = select.select([h.connection], [], [], 0.05)
             if not readable:
