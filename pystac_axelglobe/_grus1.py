@@ -20,6 +20,7 @@ import pystac
 from odc.stac._mdtools import StacMDParser
 
 from .extension import GRUS1_BANDS
+from .settings import COLLECTION_ID
 
 __all__ = [
     "COLLECTION_ID",
@@ -35,7 +36,6 @@ __all__ = [
     "known_band_names",
 ]
 
-COLLECTION_ID = "grus-1"
 #: The unusable-data mask asset; also reachable as ``"udm"`` or ``"mask"``.
 MASK_ASSET = "msi_udm"
 MASK_ALIASES = ("udm", "mask")

@@ -24,6 +24,7 @@ import pystac
 
 from ._driver import DEFAULT_MIN_VALIDITY
 from ._grus1 import COLLECTION_ID, TCI_ALIASES, TCI_ASSET, known_band_names
+from ._items import as_items
 from .errors import ConfigurationError
 
 __all__ = ["checked"]
@@ -41,7 +42,10 @@ def checked(items: Iterable[pystac.Item | Mapping[str, Any]],
                 f"{arg} (with driver=AxelGlobeDriver(auth) for signing)"
             )
         odc_kwargs.pop(arg, None)
-    item_list = _as_items(items)
+    item_list = as_items(items, caller="load()", dicts=True)
+    if not item_list:
+        raise ConfigurationError("no items to load: the search returned nothing; widen the "
+                                 "bbox, datetime or filter")
     if isinstance(bands, str) or bands is None:
         band_list: list[str] | None = None if bands is None else [bands]
     elif isinstance(bands, Iterable):
@@ -58,35 +62,6 @@ def checked(items: Iterable[pystac.Item | Mapping[str, Any]],
         _check_collection(item_list)
         _check_bands(band_list)
     return item_list, band_list
-
-
-def _as_items(items: Iterable[pystac.Item | Mapping[str, Any]]) -> list[pystac.Item]:
-    hint = ("load() takes pystac Items (a search's items(), an ItemCollection), item dicts "
-            "or a FeatureCollection dict")
-    if isinstance(items, pystac.Item):
-        return [items]
-    if isinstance(items, (str, bytes)) or not isinstance(items, (Iterable, Mapping)):
-        raise ConfigurationError(f"{hint}; got {type(items).__name__}")
-    if isinstance(items, Mapping):
-        if items.get("type") == "FeatureCollection":
-            items = items.get("features", [])
-        else:
-            items = [items]
-    out = []
-    for i in items:
-        if isinstance(i, pystac.Item):
-            out.append(i)
-            continue
-        if not isinstance(i, Mapping):
-            raise ConfigurationError(f"{hint}; got a {type(i).__name__} among them")
-        try:
-            out.append(pystac.Item.from_dict(dict(i)))
-        except Exception as err:  # pystac raises several types for a dict that is no Item
-            raise ConfigurationError(f"{hint}; this dict is not a STAC Item: {err!r}") from err
-    if not out:
-        raise ConfigurationError("no items to load: the search returned nothing; widen the "
-                                 "bbox, datetime or filter")
-    return out
 
 
 def _check_collection(items: Sequence[pystac.Item]) -> None:

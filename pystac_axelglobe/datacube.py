@@ -132,7 +132,8 @@ def load(
     workers get it (and its renewals) from this process.
 
     Args:
-        items: pystac Items (or item dicts / a FeatureCollection dict), e.g. a search result.
+        items: pystac Items, an ItemCollection, a search (its pages are read), item dicts or
+            a FeatureCollection dict.
         bands: asset keys or aliases: ``band0``..``band5`` or ``pan``, ``blue``, ``green``,
             ``red``, ``rededge``, ``nir``; ``msi_udm`` (alias ``udm``/``mask``); ``tci`` (three
             bands ``tci_red``/``tci_green``/``tci_blue``, or ``tci.1``..``tci.3``). Default:

@@ -166,6 +166,16 @@ def test_requests_per_asset_one_redirect_one_size_probe_one_range() -> None:
         assert _storage_log(emu) == []
 
 
+def test_a_search_is_loaded_as_its_items(emulator: Emulator) -> None:
+    # load() shares download()'s reading of items (_items.as_items): a search's pages are read
+    auth = _auth(emulator)
+    search = ag.open(auth=auth).search(capture_id=JAPAN_CAPTURE, limit=2)
+    ds = ag.load(search, bands=["red"], auth=auth)
+    tiles = _capture(emulator, JAPAN_CAPTURE)
+    np.testing.assert_array_equal(ds.red.isel(time=0).values,
+                                  expected(emulator, tiles, "band3", ds.red))
+
+
 def test_pan_and_tci_load_at_2_5_m_pixel_exact(emulator: Emulator) -> None:
     item = _capture(emulator, JAPAN_CAPTURE)[1]
 
