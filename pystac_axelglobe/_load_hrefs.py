@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import pystac
@@ -24,7 +25,22 @@ from odc.loader._rio import GlobalContext
 if TYPE_CHECKING:
     from odc.geo.geobox import GeoBox
 
-__all__ = ["HrefRecorder", "Recorded", "SigningLoad"]
+__all__ = ["HrefRecorder", "Recorded", "SigningLoad", "first_reads"]
+
+
+def first_reads(items: Iterable[pystac.Item], assets: frozenset[str], limit: int) -> list[str]:
+    """The hrefs of ``assets`` in ``items``, item by item: the order a whole load reads them.
+
+    Example:
+        >>> from datetime import datetime
+        >>> item = pystac.Item("a", None, None, datetime(2021, 5, 1), {})
+        >>> item.add_asset("band3", pystac.Asset("https://api.example/a_band3.tif"))
+        >>> first_reads([item], frozenset({"band3", "band5"}), 64)
+        ['https://api.example/a_band3.tif']
+    """
+    hrefs = (asset.get_absolute_href() or asset.href
+             for item in items for key, asset in item.assets.items() if key in assets)
+    return list(itertools.islice(hrefs, limit))
 
 
 class Recorded:

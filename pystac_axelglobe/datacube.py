@@ -56,12 +56,13 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+import dask.system
 import numpy as np
 import pystac
 import xarray as xr
 
 from ._captures import CAPTURE_WINDOW, capture_key, shown
-from ._driver import DEFAULT_MIN_VALIDITY, AxelGlobeDriver, SigningReader
+from ._driver import DEFAULT_MIN_VALIDITY, PREFETCH_AHEAD, AxelGlobeDriver, SigningReader
 from ._gdal import GDAL_OPTIONS
 from ._geobox import (
     DEFAULT_RESOLUTION,
@@ -79,9 +80,11 @@ from ._grus1 import (
     assets_read,
 )
 from ._load_args import checked
+from ._load_hrefs import first_reads
 from ._redact import redact
 from .auth import default_auth
 from .errors import ConfigurationError
+from .presigned import prefetch
 
 if TYPE_CHECKING:
     from .auth import AxelGlobeAuth
@@ -179,6 +182,7 @@ def load(
     import odc.stac
 
     item_list, band_list = checked(items, bands, crs, resolution, odc_kwargs)
+    whole = not any(odc_kwargs.get(k) is not None for k in ("geobox", "like", *_EXTENT_ARGS))
     crs, resolution = _grid(item_list, band_list, crs, resolution, odc_kwargs)
     if auth is None:
         auth = default_auth()  # the last ag.open()'s, else from the environment
@@ -188,6 +192,8 @@ def load(
     if share_token:
         _share_with_cluster(auth)
     cfg, driver = _reader(auth, item_list, band_list, odc_kwargs)
+    if chunks is None:
+        _read_now(auth, driver, item_list, whole, odc_kwargs)
 
     captures: list[str] | None = None
     if groupby == "capture":
@@ -234,6 +240,22 @@ def _reader(auth: AxelGlobeAuth, items: list[pystac.Item], bands: list[str] | No
     driver = AxelGlobeDriver(auth, md_parser=parser, min_validity=min_validity,
                              assets=assets_read(items, bands, parser))
     return cfg, driver
+
+
+def _read_now(auth: AxelGlobeAuth, driver: AxelGlobeDriver, items: list[pystac.Item],
+              whole: bool, odc_kwargs: dict[str, Any]) -> None:
+    """Set an eager load up to hide its round trips: reads side by side, redirects started.
+
+    odc-stac reads an eager load's chunks one after another unless given a ``pool``: over a
+    network each read then waits out its own round trips. And since this process reads right
+    away, the redirects of its first reads start now, while odc-stac parses the items (tens
+    of ms), instead of in front of the first read. Only for a load of the items' whole
+    extent: with ``bbox=`` and the like, some tiles are not read at all.
+    """
+    odc_kwargs.setdefault("pool", dask.system.CPU_COUNT)
+    if whole and driver.assets:
+        prefetch(first_reads(items, driver.assets, PREFETCH_AHEAD), auth=auth,
+                 min_validity=driver.min_validity)
 
 
 def _share_with_cluster(auth: AxelGlobeAuth) -> None:

@@ -21,7 +21,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import dask
+import dask.system
 import numpy as np
+import odc.stac
 import pystac
 import pytest
 import rasterio
@@ -374,6 +376,70 @@ def test_a_load_of_part_of_the_tiles_resolves_only_theirs(emulator: Emulator) ->
     _wait_for_prefetch_threads()
 
     assert emulator.counters.redirects - before == len(BANDS)  # not one per tile
+
+
+def test_an_eager_load_starts_its_redirects_before_odc_stac_reads(
+    slow_api: tuple[Emulator, CountingProxy], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An eager load reads in this process right away: its redirects go out while odc-stac
+    # parses the items, not in front of the first read. Here odc-stac starts only once the
+    # API has been asked for every href (or after 10 s, when the test fails).
+    emu, proxy = slow_api
+    tiles = _capture(emu)
+    items = _through(proxy, emu, tiles)
+    n_assets = len(items) * len(BANDS)
+    real_load = odc.stac.load
+    asked_before_odc_stac: list[int] = []
+
+    def load_when_asked(*args: Any, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + 10
+        while len(_redirect_paths(proxy)) < n_assets and time.monotonic() < deadline:
+            time.sleep(0.01)
+        asked_before_odc_stac.append(len(_redirect_paths(proxy)))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(odc.stac, "load", load_when_asked)
+    ds = ag.load(items, bands=list(BANDS), auth=_auth(emu, proxy.url))
+
+    assert asked_before_odc_stac == [n_assets]
+    assert set(_redirect_paths(proxy).values()) == {1}  # the reads waited for those
+    for name, asset in BANDS.items():
+        np.testing.assert_array_equal(ds[name].isel(time=0).values,
+                                      _expected(emu, tiles, asset, ds[name]))
+
+
+def test_an_eager_load_of_part_of_the_tiles_resolves_only_theirs(emulator: Emulator) -> None:
+    tiles = _capture(emulator)
+    west, south, east, north = tiles[0].bbox or [0.0] * 4
+    box = [west + (east - west) * 0.4, south + (north - south) * 0.4,
+           west + (east - west) * 0.6, south + (north - south) * 0.6]
+    before = emulator.counters.redirects
+
+    ag.load(tiles, bands=list(BANDS), bbox=box, auth=_auth(emulator))
+    _wait_for_prefetch_threads()
+
+    assert emulator.counters.redirects - before == len(BANDS)  # not one per tile
+
+
+def test_an_eager_load_reads_side_by_side(monkeypatch: pytest.MonkeyPatch) -> None:
+    # odc-stac reads an eager load's chunks one after another unless given a pool; load()
+    # gives it one (dask's thread count), and pool=None still means one at a time.
+    monkeypatch.setattr(dask.system, "CPU_COUNT", 4)
+    with Emulator(storage_latency=0.2) as emu:
+        tiles = _capture(emu)
+        for pool, most in ((None, 1), ("default", 2)):
+            presigned._cache.clear()
+            emu.reset_counters()
+            kwargs = {} if pool == "default" else {"pool": pool}
+
+            ds = ag.load(tiles, bands=list(BANDS), auth=_auth(emu), **kwargs)
+
+            seen = emu.counters.storage_in_flight_most
+            assert seen == most if pool is None else seen >= most, (pool, seen)
+            for name, asset in BANDS.items():
+                np.testing.assert_array_equal(ds[name].isel(time=0).values,
+                                              _expected(emu, tiles, asset, ds[name]))
+        _wait_for_prefetch_threads()
 
 
 def test_resolve_many_is_bounded_single_flight_and_in_order(

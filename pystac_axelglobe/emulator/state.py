@@ -9,7 +9,7 @@ them, except the token grants the API checks (:class:`.token.Grants`).
 
 Example:
     >>> state = State(Switches())
-    >>> state.counters.add("faults"); state.counters.faults
+    >>> state.counters.add("faults")
     1
 """
 
@@ -50,6 +50,8 @@ COUNTER_NAMES = (
     "storage_head_requests",
     "storage_bytes_sent",
     "faults",
+    "storage_in_flight",
+    "storage_in_flight_most",
 )
 #: Bytes of a :class:`Counters` buffer.
 COUNTERS_SIZE = 8 * len(COUNTER_NAMES)
@@ -67,7 +69,7 @@ class Counters:
 
     Example:
         >>> c = Counters()
-        >>> c.add("faults", 2); c.faults
+        >>> c.add("faults", 2)
         2
     """
 
@@ -80,6 +82,8 @@ class Counters:
     storage_head_requests: int
     storage_bytes_sent: int
     faults: int
+    storage_in_flight: int  # storage requests being answered now
+    storage_in_flight_most: int  # the most at once since the last reset
 
     def __init__(self, buffer: Any = None) -> None:
         # Any writable buffer of COUNTERS_SIZE bytes: a bytearray, or an mmap shared with
@@ -94,11 +98,18 @@ class Counters:
             raise AttributeError(name)
         return int(self._values[index])
 
-    def add(self, name: str, n: int = 1) -> None:
-        """Add ``n`` to counter ``name`` atomically."""
+    def add(self, name: str, n: int = 1) -> int:
+        """Add ``n`` to counter ``name`` atomically; its new value."""
         index = _INDEX[name]
         with self._lock:
             self._values[index] += n
+            return int(self._values[index])
+
+    def raise_to(self, name: str, value: int) -> None:
+        """Set counter ``name`` to ``value`` if that is more (atomically): a high-water mark."""
+        index = _INDEX[name]
+        with self._lock:
+            self._values[index] = max(self._values[index], value)
 
     def reset(self) -> None:
         """Set every counter to zero."""

@@ -101,8 +101,14 @@ class StorageApp:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse
                  ) -> Iterable[bytes]:
         """The WSGI entry point."""
-        self.state.sleep(self.state.switches.storage_latency)  # in this request's thread only
-        return guard(self.answer, environ, start_response)
+        # How many requests storage answers at once: what tests of read concurrency count.
+        counters = self.state.counters
+        counters.raise_to("storage_in_flight_most", counters.add("storage_in_flight"))
+        try:
+            self.state.sleep(self.state.switches.storage_latency)  # this request's thread only
+            return guard(self.answer, environ, start_response)
+        finally:
+            counters.add("storage_in_flight", -1)
 
     def answer(self, request: Request) -> Response | WSGIApplication:
         """The answer to one request: check it as S3 would, then send the file."""
