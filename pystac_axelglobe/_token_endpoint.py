@@ -26,8 +26,9 @@ from typing import Any
 import requests
 from urllib3.util.retry import Retry
 
-from ._deadline import Watch, WatchedAdapter
+from ._deadline import Watch
 from ._deadline import deadline as watched_until
+from ._http import mount
 from ._retry import with_deadline
 from ._token import DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME, Token, header_safe
 from ._token_cache import load_json_object
@@ -77,11 +78,10 @@ def post_credentials(settings: Settings, *, retry: Retry, timeout: tuple[float, 
     failure = ""
     answer = None
     # One session per request: token requests are rare, and a fresh connection is one the
-    # deadline watches.
+    # deadline watches. One thread sends one request through it (no redirect followed, the
+    # retries one after another): a pool of one keeps every connection it opens.
     with watched_until(time.monotonic() + deadline) as limit, requests.Session() as session:
-        adapter = WatchedAdapter(max_retries=with_deadline(retry, limit.at))
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
+        mount(session, concurrency=1, max_retries=with_deadline(retry, limit.at))
         try:
             resp = session.post(settings.token_url, json=_credentials(settings),
                                 timeout=timeout, allow_redirects=False, stream=True)

@@ -2,21 +2,16 @@
 endless paging, a 429 from a ``next`` link on another host. Each ends, each with a clear
 ``APIRequestError`` (also pystac-client's ``APIError``) naming the URL and status.
 
-Tokens come from the session emulator's token endpoint; the API is a small scripted
-``http.server`` that counts what it receives.
+Tokens come from the session emulator's token endpoint; the API is a ``FakeAPI``
+(tests/fake_api.py), a scripted ``http.server`` that counts what it receives.
 """
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from pystac_client.exceptions import APIError
@@ -26,123 +21,21 @@ import pystac_axelglobe as ag
 from pystac_axelglobe import _stac_io
 from pystac_axelglobe.client import DEFAULT_PREFETCH_PAGES, DEFAULT_TIMEOUT, default_retry
 from pystac_axelglobe.errors import APIRequestError, AxelGlobeError
+from tests.fake_api import FakeAPI, Handler, Route, asked_page, page, silent, trickle
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from pystac_axelglobe.emulator import Emulator
 
-Route = Callable[["Handler", int], None]
 FAST = default_retry(backoff_factor=0.01)
 FAST_READS: int = FAST.read or 0  # an int: the read retries of FAST
 
 
-class Handler(BaseHTTPRequestHandler):
-    """Dispatches each GET to the route of its last path segment ('' for the root)."""
-
-    protocol_version = "HTTP/1.1"
-    server: Hostile
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        parts = urlsplit(self.path)
-        name = parts.path.rstrip("/").rsplit("/", 1)[-1]
-        name = "" if name == "stac" else name
-        with self.server.lock:
-            self.server.hits[name] += 1
-            count = self.server.hits[name]
-            self.server.seen.append((name, parse_qs(parts.query), dict(self.headers)))
-        route = self.server.routes.get(name)
-        if route is None:
-            self.answer(404, b'{"code": "NotFound"}')
-        else:
-            try:
-                route(self, count)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up, as it should
-
-    def answer(self, status: int, body: bytes, content_type: str = "application/json",
-               headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def json(self, value: Any, status: int = 200) -> None:
-        self.answer(status, json.dumps(value).encode())
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass
-
-
-class Hostile(ThreadingHTTPServer):
-    """A scripted API on 127.0.0.1: ``routes`` by last path segment, ``hits`` counted."""
-
-    daemon_threads = True
-
-    def __init__(self, routes: dict[str, Route]) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.routes = routes
-        self.hits: Counter[str] = Counter()
-        self.seen: list[tuple[str, dict[str, list[str]], dict[str, str]]] = []
-        self.lock = threading.Lock()
-        self.release = threading.Event()  # ends silent and trickling answers
-        self.url = f"http://127.0.0.1:{self.server_address[1]}/stac"
-        routes.setdefault("", lambda h, n: h.json(landing(self.url)))
-
-    def __enter__(self) -> Hostile:
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release.set()
-        self.shutdown()
-        self.server_close()
-
-
-def landing(url: str) -> dict[str, Any]:
-    """A landing page without conformsTo, as AxelGlobe's (the client completes it)."""
-    return {"type": "Catalog", "id": "hostile", "stac_version": "1.0.0",
-            "description": "a hostile API", "links": [
-                {"rel": "self", "href": url}, {"rel": "root", "href": url},
-                {"rel": "search", "href": f"{url}/search", "method": "GET",
-                 "type": "application/geo+json"}]}
-
-
-def item(n: int) -> dict[str, Any]:
-    return {"type": "Feature", "stac_version": "1.0.0", "id": f"item-{n}",
-            "collection": "grus-1", "geometry": {"type": "Point", "coordinates": [135, 35]},
-            "bbox": [135, 35, 135, 35], "properties": {"datetime": "2021-05-01T00:00:00Z"},
-            "links": [], "assets": {}}
-
-
-def page(url: str, numbers: range, next_page: int | None) -> dict[str, Any]:
-    links = [] if next_page is None else [
-        {"rel": "next", "href": f"{url}/search?page={next_page}", "type": "application/geo+json"}]
-    return {"type": "FeatureCollection", "features": [item(n) for n in numbers],
-            "links": links}
-
-
-def silent(h: Handler, n: int) -> None:
-    h.server.release.wait(60)  # accept, read the request, never answer
-
-
-def trickle(h: Handler, n: int) -> None:
-    h.send_response(200)
-    h.send_header("Content-Type", "application/json")
-    h.send_header("Content-Length", "100000")
-    h.end_headers()
-    while not h.server.release.wait(0.1):
-        h.wfile.write(b" ")  # one byte every 0.1 s: never a read timeout
-        h.wfile.flush()
-
-
 @pytest.fixture
-def settings(emulator: Emulator, tmp_path: Path) -> Callable[[Hostile], dict[str, Any]]:
+def settings(emulator: Emulator, tmp_path: Path) -> Callable[[FakeAPI], dict[str, Any]]:
     """ag.open() keyword arguments: the emulator's tokens, the hostile server's API."""
-    def make(server: Hostile) -> dict[str, Any]:
+    def make(server: FakeAPI) -> dict[str, Any]:
         return {**emulator.settings_kwargs(), "api_url": server.url, "cache_dir": tmp_path}
     return make
 
@@ -152,7 +45,7 @@ def settings(emulator: Emulator, tmp_path: Path) -> Callable[[Hostile], dict[str
 
 @pytest.mark.timeout(60)
 def test_a_silent_api_fails_with_a_clear_error(settings: Any) -> None:
-    with Hostile({"": silent}) as server:
+    with FakeAPI({"": silent}) as server:
         with pytest.raises(APIRequestError, match="no answer in time") as info:
             ag.open(**settings(server), timeout=(2, 0.3), retry=FAST)
         assert isinstance(info.value, APIError) and isinstance(info.value, AxelGlobeError)
@@ -165,7 +58,7 @@ def test_open_has_a_timeout_by_default(settings: Any, monkeypatch: pytest.Monkey
                                         emulator: Emulator) -> None:
     # The default, made short: without one a silent server blocks forever (timeout=None).
     monkeypatch.setattr(_stac_io, "DEFAULT_TIMEOUT", (2.0, 0.3), raising=False)
-    with Hostile({"": silent}) as server:
+    with FakeAPI({"": silent}) as server:
         with pytest.raises(APIRequestError, match="read timeout"):
             ag.open(**settings(server), retry=FAST)
         assert server.hits[""] == 1 + FAST_READS
@@ -196,7 +89,7 @@ def test_a_trickling_api_is_cut_off_at_the_deadline(
     if how == "default":  # the default, made short
         monkeypatch.setattr(_stac_io, "DEFAULT_DEADLINE", 1.0, raising=False)
     deadline: dict[str, Any] = {"deadline": 1.0} if how == "argument" else {}
-    with Hostile({}) as server:
+    with FakeAPI({}) as server:
         server.routes[where] = trickle
         with pytest.raises(APIRequestError, match=r"came too slowly.*ag.open\(deadline=") as info:
             client = ag.open(**settings(server), timeout=(2, 2), **deadline)
@@ -225,7 +118,7 @@ NOT_JSON = [
 @pytest.mark.parametrize("where", ["", "search"])
 def test_html_or_broken_json_is_an_api_error_naming_url_and_status(
         settings: Any, content_type: str, body: bytes, words: str, where: str) -> None:
-    with Hostile({}) as server:
+    with FakeAPI({}) as server:
         server.routes[where] = lambda h, n: h.answer(200, body, content_type)
         with pytest.raises(APIRequestError, match=words) as info:
             client = ag.open(**settings(server), retry=FAST)
@@ -239,7 +132,7 @@ def test_html_or_broken_json_is_an_api_error_naming_url_and_status(
 
 def test_an_error_status_with_an_html_body(settings: Any) -> None:
     page_ = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
-    with Hostile({"search": lambda h, n: h.answer(502, page_, "text/html")}) as server:
+    with FakeAPI({"search": lambda h, n: h.answer(502, page_, "text/html")}) as server:
         client = ag.open(**settings(server), retry=FAST.new(status=2))
         with pytest.raises(APIError) as info:
             list(client.search(limit=5).items())
@@ -252,11 +145,6 @@ def test_an_error_status_with_an_html_body(settings: Any) -> None:
 # --- paging --------------------------------------------------------------------------------------
 
 
-def asked_page(h: Handler) -> int:
-    """The ``page`` number the request asked for (1 without one)."""
-    return int(parse_qs(urlsplit(h.path).query).get("page", ["1"])[0])
-
-
 def endless(h: Handler, n: int) -> None:
     """Fresh items on every page, and always a next page (pages addressable by number)."""
     p = asked_page(h)
@@ -265,7 +153,7 @@ def endless(h: Handler, n: int) -> None:
 
 @pytest.mark.timeout(60)
 def test_endless_next_links_stop_at_max_pages(settings: Any) -> None:
-    with Hostile({"search": endless}) as server:
+    with FakeAPI({"search": endless}) as server:
         client = ag.open(**settings(server), max_pages=5)
         with pytest.raises(APIRequestError, match=r"stopped after 5 pages.*max_pages="):
             list(client.search(limit=3).items())
@@ -280,7 +168,7 @@ def test_endless_next_links_stop_at_the_default_bound(settings: Any,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     assert _stac_io.DEFAULT_MAX_PAGES == 1000
     monkeypatch.setattr(_stac_io, "DEFAULT_MAX_PAGES", 7, raising=False)
-    with Hostile({"search": endless}) as server:
+    with FakeAPI({"search": endless}) as server:
         with pytest.raises(APIRequestError, match="stopped after 7 pages"):
             list(ag.open(**settings(server)).search(limit=3).items())
         assert server.hits["search"] == 7
@@ -304,7 +192,7 @@ def self_link(h: Handler, n: int) -> None:
 def test_a_page_without_new_items_ends_the_iteration(settings: Any, route: Route,
                                                       requests_made: int) -> None:
     for prefetch in (1, DEFAULT_PREFETCH_PAGES):
-        with Hostile({"search": route}) as server:
+        with FakeAPI({"search": route}) as server:
             client = ag.open(**settings(server), prefetch_pages=prefetch)
             ids = [i.id for i in client.search(limit=3).items()]
             assert len(ids) == len(set(ids)) and len(ids) in (3, 6)
@@ -319,7 +207,7 @@ def test_a_next_link_to_anything_but_http_is_refused(settings: Any, href: str) -
         body["links"] = [{"rel": "next", "href": href}]
         h.json(body)
 
-    with Hostile({"search": route}) as server:
+    with FakeAPI({"search": route}) as server:
         client = ag.open(**settings(server))
         if href.startswith("/"):  # relative: resolved on the API's host, where it is a 404
             with pytest.raises(APIRequestError, match="HTTP 404") as info:
@@ -337,7 +225,7 @@ def test_a_relative_next_link_keeps_the_query(settings: Any) -> None:
         body["links"] = [{"rel": "next", "href": f"?page={p + 1}"}] if p < 3 else []
         h.json(body)
 
-    with Hostile({"search": route}) as server:
+    with FakeAPI({"search": route}) as server:
         client = ag.open(**settings(server))
         assert len(list(client.search(limit=3, filter="eo:cloud_cover <= 5").items())) == 9
         queries = [q for name, q, _ in server.seen if name == "search"]
@@ -354,14 +242,14 @@ def test_a_429_from_a_next_link_on_another_host_is_not_a_restriction(settings: A
     def elsewhere(h: Handler, n: int) -> None:
         h.answer(429, b'{"code": "TooManyRequests"}', headers={"Retry-After": "3600"})
 
-    with Hostile({"search": elsewhere}) as other:
+    with FakeAPI({"search": elsewhere}) as other:
         def first_page(h: Handler, n: int) -> None:
             body = page(h.server.url, range(3), None)
             if n == 1:
                 body["links"] = [{"rel": "next", "href": f"{other.url}/search?page=2"}]
             h.json(body)
 
-        with Hostile({"search": first_page}) as api:
+        with FakeAPI({"search": first_page}) as api:
             auth = ag.AxelGlobeAuth(**settings(api))
             client = ag.open(auth=auth)
             with pytest.raises(APIRequestError, match="HTTP 429") as info:
@@ -412,7 +300,7 @@ def test_api_errors_are_one_family_and_pystac_clients(emulator: Emulator,
 
 
 def test_iterating_pages_lazily_sends_nothing_more_after_the_error(settings: Any) -> None:
-    with Hostile({"search": endless}) as server:
+    with FakeAPI({"search": endless}) as server:
         pages: Iterator[Any] = ag.open(**settings(server), max_pages=2).search(
             limit=3).pages_as_dicts()
         assert next(pages)["features"][0]["id"] == "item-3"

@@ -1,9 +1,10 @@
 """download() and resolve() against hostile servers on loopback: every call ends, bounded.
 
-Each server is a few lines on 127.0.0.1 that answers the way a broken or malicious storage
-(or API) would: silent, trickling, ignoring ``Range``, cutting bodies without a length,
-gzip-encoding the file. Asset hrefs point straight at it (``resolve()`` returns hrefs off the
-API origin as they are). The module constants that bound a download are shortened per test.
+Each server is a ``RawServer`` (tests/fake_api.py) on 127.0.0.1 whose answer, a few lines,
+is what a broken or malicious storage (or API) would send: silent, trickling, ignoring
+``Range``, cutting bodies without a length, gzip-encoding the file. Asset hrefs point
+straight at it (``resolve()`` returns hrefs off the API origin as they are). The module
+constants that bound a download are shortened per test.
 """
 
 from __future__ import annotations
@@ -11,12 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import socket
-import socketserver
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 
 import pystac
 import pytest
@@ -28,62 +25,10 @@ from pystac_axelglobe.downloads import download
 from pystac_axelglobe.emulator import Emulator
 from pystac_axelglobe.errors import AssetError, DownloadError
 from pystac_axelglobe.presigned import resolve
+from tests.fake_api import RawServer, silent_socket, trickling_head
 
 DATA = bytes(range(256)) * 400  # 100 KiB, every offset recognisable
 NAME = "data.bin"
-
-
-class Hostile:
-    """An HTTP server on 127.0.0.1 whose every answer is ``answer(server, sock, head)``.
-
-    Each connection carries one request; ``heads`` keeps the request heads in order.
-    """
-
-    def __init__(self, answer: Callable[[Hostile, socket.socket, str], None]) -> None:
-        self.answer = answer
-        self.heads: list[str] = []
-        self.stop = threading.Event()
-        outer = self
-
-        class Handler(socketserver.BaseRequestHandler):
-            def handle(self) -> None:
-                sock: socket.socket = self.request
-                sock.settimeout(10)
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    data = sock.recv(4096)
-                    if not data:
-                        return
-                    head += data
-                outer.heads.append(head.decode("latin-1"))
-                try:
-                    outer.answer(outer, sock, head.decode("latin-1"))
-                except OSError:
-                    pass
-
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> Hostile:
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-    def ranges(self) -> list[str | None]:
-        """The ``Range`` header of each request (``None`` where there was none)."""
-        found: list[str | None] = []
-        for head in self.heads:
-            lines = [ln.split(":", 1)[1].strip() for ln in head.split("\r\n")
-                     if ln.lower().startswith("range:")]
-            found.append(lines[0] if lines else None)
-        return found
 
 
 def _range_start(head: str) -> int | None:
@@ -106,11 +51,11 @@ def _auth() -> AxelGlobeAuth:
                          token_url="http://127.0.0.1:9/oauth/token")
 
 
-def _download(server: Hostile, tmp_path: Path) -> list[pystac.Item]:
+def _download(server: RawServer, tmp_path: Path) -> list[pystac.Item]:
     return download(_item(server.url), directory=tmp_path, auth=_auth(), progress=False)
 
 
-def _failure(server: Hostile, tmp_path: Path) -> str:
+def _failure(server: RawServer, tmp_path: Path) -> str:
     with pytest.raises(DownloadError) as info:
         _download(server, tmp_path)
     assert list(info.value.failures) == ["hostile-1/data"]
@@ -135,7 +80,7 @@ def _headers(status: str, *lines: str) -> bytes:
 
 # --- retry budgets ---------------------------------------------------------------------------
 
-def _ignore_range_drop_half(server: Hostile, sock: socket.socket, head: str) -> None:
+def _ignore_range_drop_half(server: RawServer, sock: socket.socket, head: str) -> None:
     sock.sendall(_headers("200 OK", f"Content-Length: {len(DATA)}") + DATA[: len(DATA) // 2])
 
 
@@ -144,7 +89,7 @@ def test_range_ignoring_server_dropping_halfway_is_given_up_after_bounded_attemp
     tmp_path: Path, short_bounds: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(downloads, "STALL_TIMEOUT", 60.0)  # the attempts bound it here
-    with Hostile(_ignore_range_drop_half) as server:
+    with RawServer(_ignore_range_drop_half) as server:
         reason = _failure(server, tmp_path)
     # Each attempt writes half the file again, which is no progress: the policy's attempts
     # in a row (8 retries) end it. Before, every attempt counted as progress: forever.
@@ -160,7 +105,7 @@ def test_range_ignoring_server_is_given_up_in_time_whatever_the_attempt_budget(
     monkeypatch.setattr(downloads, "DOWNLOAD_RETRY", Retry(total=10**6, backoff_factor=0))
     monkeypatch.setattr(downloads, "MAX_ATTEMPTS", 10**6)
     monkeypatch.setattr(downloads, "STALL_TIMEOUT", 1.5)
-    with Hostile(_ignore_range_drop_half) as server:
+    with RawServer(_ignore_range_drop_half) as server:
         started = time.monotonic()
         reason = _failure(server, tmp_path)
     assert "(no progress for 1.5 s)" in reason, reason
@@ -175,14 +120,14 @@ def test_progress_on_every_attempt_is_still_bounded_in_attempts(
     # real progress, and would need 25 attempts; at most MAX_ATTEMPTS are made.
     monkeypatch.setattr(downloads, "MAX_ATTEMPTS", 5)
 
-    def four_kib(server: Hostile, sock: socket.socket, head: str) -> None:
+    def four_kib(server: RawServer, sock: socket.socket, head: str) -> None:
         start = _range_start(head) or 0
         status = "206 Partial Content" if start else "200 OK"
         extra = [f"Content-Range: bytes {start}-{len(DATA) - 1}/{len(DATA)}"] if start else []
         sock.sendall(_headers(status, f"Content-Length: {len(DATA) - start}", *extra)
                      + DATA[start:start + 4096])
 
-    with Hostile(four_kib) as server:
+    with RawServer(four_kib) as server:
         reason = _failure(server, tmp_path)
     assert len(server.heads) == 5
     assert reason.startswith("gave up after 5 failed attempts (at most 5 per file)"), reason
@@ -196,10 +141,7 @@ def test_progress_on_every_attempt_is_still_bounded_in_attempts(
 def test_silent_storage_fails_within_the_stall_timeout(
     tmp_path: Path, short_bounds: None
 ) -> None:
-    def silent(server: Hostile, sock: socket.socket, head: str) -> None:
-        server.stop.wait(60)
-
-    with Hostile(silent) as server:
+    with RawServer(silent_socket) as server:
         started = time.monotonic()
         reason = _failure(server, tmp_path)
     assert "(no progress for 2 s)" in reason, reason
@@ -211,12 +153,7 @@ def test_silent_storage_fails_within_the_stall_timeout(
 @pytest.mark.timeout(60)
 def test_storage_trickling_its_headers_is_cut_off(tmp_path: Path, short_bounds: None) -> None:
     # A byte every 0.1 s: no read timeout ever fires, only the deadline does.
-    def trickle_headers(server: Hostile, sock: socket.socket, head: str) -> None:
-        sock.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
-        while not server.stop.wait(0.1):
-            sock.sendall(b"a")
-
-    with Hostile(trickle_headers) as server:
+    with RawServer(trickling_head()) as server:
         started = time.monotonic()
         reason = _failure(server, tmp_path)
     assert "no answer within 2 s" in reason, reason
@@ -227,7 +164,7 @@ def test_storage_trickling_its_headers_is_cut_off(tmp_path: Path, short_bounds: 
 def test_storage_trickling_its_body_is_cut_off_by_the_low_speed_limit(
     tmp_path: Path, short_bounds: None
 ) -> None:
-    def trickle_body(server: Hostile, sock: socket.socket, head: str) -> None:
+    def trickle_body(server: RawServer, sock: socket.socket, head: str) -> None:
         start = _range_start(head) or 0
         status = "206 Partial Content" if start else "200 OK"
         extra = [f"Content-Range: bytes {start}-{len(DATA) - 1}/{len(DATA)}"] if start else []
@@ -237,7 +174,7 @@ def test_storage_trickling_its_body_is_cut_off_by_the_low_speed_limit(
                 return
             sock.sendall(bytes([byte]))
 
-    with Hostile(trickle_body) as server:
+    with RawServer(trickle_body) as server:
         started = time.monotonic()
         reason = _failure(server, tmp_path)
     # Cut off after 0.5 s at 20 bytes/s each time (the 1 s read timeout never fires), and
@@ -255,14 +192,14 @@ def test_body_trickling_just_within_the_read_timeout_is_cut_at_the_stall_timeout
     # here) never closes; the attempt's deadline still cuts it after 2 s without progress.
     monkeypatch.setattr(downloads, "LOW_SPEED_TIME", 60.0)
 
-    def trickle_body(server: Hostile, sock: socket.socket, head: str) -> None:
+    def trickle_body(server: RawServer, sock: socket.socket, head: str) -> None:
         sock.sendall(_headers("200 OK", f"Content-Length: {len(DATA)}"))
         for byte in DATA:
             if server.stop.wait(0.8):
                 return
             sock.sendall(bytes([byte]))
 
-    with Hostile(trickle_body) as server:
+    with RawServer(trickle_body) as server:
         started = time.monotonic()
         reason = _failure(server, tmp_path)
     assert "(no progress for 2 s): no useful progress within 2 s" in reason, reason
@@ -303,10 +240,10 @@ def test_body_cut_without_content_length_is_not_saved_as_complete(
 ) -> None:
     # No length, ends by closing the connection, and ignores Range: a cut cannot be told
     # from the end of the file, so nothing is saved under the final name.
-    def close_delimited_half(server: Hostile, sock: socket.socket, head: str) -> None:
+    def close_delimited_half(server: RawServer, sock: socket.socket, head: str) -> None:
         sock.sendall(_headers("200 OK") + DATA[: len(DATA) // 2])
 
-    with Hostile(close_delimited_half) as server:
+    with RawServer(close_delimited_half) as server:
         reason = _failure(server, tmp_path)
     assert "without a Content-Length and ignores Range" in reason, reason
     assert server.ranges() == [None, f"bytes={len(DATA) // 2}-"]
@@ -317,7 +254,7 @@ def test_body_without_length_is_continued_and_its_end_confirmed_with_range(
 ) -> None:
     # First answer: no length, cut at a third. Then storage honours Range: the rest, and a
     # 416 "bytes */size" once asked from the end, which confirms the file is whole.
-    def honest_ranges(server: Hostile, sock: socket.socket, head: str) -> None:
+    def honest_ranges(server: RawServer, sock: socket.socket, head: str) -> None:
         start = _range_start(head)
         if start is None:
             sock.sendall(_headers("200 OK") + DATA[: len(DATA) // 3])
@@ -329,7 +266,7 @@ def test_body_without_length_is_continued_and_its_end_confirmed_with_range(
                             f"{len(DATA) - 1}/*")
             sock.sendall(rest + DATA[start:])
 
-    with Hostile(honest_ranges) as server:
+    with RawServer(honest_ranges) as server:
         local = _download(server, tmp_path)
     assert Path(local[0].assets["data"].href).read_bytes() == DATA
     assert server.ranges() == [None, f"bytes={len(DATA) // 3}-", f"bytes={len(DATA)}-"]
@@ -337,7 +274,7 @@ def test_body_without_length_is_continued_and_its_end_confirmed_with_range(
 
 
 def test_unterminated_chunked_body_is_retried_not_saved(tmp_path: Path) -> None:
-    def chunked(server: Hostile, sock: socket.socket, head: str) -> None:
+    def chunked(server: RawServer, sock: socket.socket, head: str) -> None:
         half = DATA[: len(DATA) // 2]
         body = f"{len(half):x}\r\n".encode() + half + b"\r\n"
         if len(server.heads) > 1:  # the second answer is whole: a final zero-size chunk
@@ -345,7 +282,7 @@ def test_unterminated_chunked_body_is_retried_not_saved(tmp_path: Path) -> None:
             body += f"{len(rest):x}\r\n".encode() + rest + b"\r\n0\r\n\r\n"
         sock.sendall(_headers("200 OK", "Transfer-Encoding: chunked") + body)
 
-    with Hostile(chunked) as server:
+    with RawServer(chunked) as server:
         local = _download(server, tmp_path)
     assert Path(local[0].assets["data"].href).read_bytes() == DATA
     assert len(server.heads) == 2
@@ -354,11 +291,11 @@ def test_unterminated_chunked_body_is_retried_not_saved(tmp_path: Path) -> None:
 def test_gzip_encoded_body_is_refused_not_saved_compressed(tmp_path: Path) -> None:
     packed = gzip.compress(DATA)
 
-    def gzipped(server: Hostile, sock: socket.socket, head: str) -> None:
+    def gzipped(server: RawServer, sock: socket.socket, head: str) -> None:
         sock.sendall(_headers("200 OK", f"Content-Length: {len(packed)}",
                               "Content-Encoding: gzip") + packed)
 
-    with Hostile(gzipped) as server:
+    with RawServer(gzipped) as server:
         reason = _failure(server, tmp_path)
     assert "Content-Encoding: gzip" in reason and "refusing" in reason, reason
     assert "accept-encoding: identity" in server.heads[0].lower()
@@ -375,7 +312,7 @@ def api_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
                         presigned.RESOLVE_RETRY.new(backoff_factor=0.01))
 
 
-def _api_auth(server: Hostile, emu: Emulator) -> AxelGlobeAuth:
+def _api_auth(server: RawServer, emu: Emulator) -> AxelGlobeAuth:
     # The API origin is the hostile server; tokens come from the emulator.
     return AxelGlobeAuth(emu.client_id, emu.client_secret, api_url=f"{server.url}/stac",
                          token_url=emu.token_url, audience=emu.audience)
@@ -385,10 +322,7 @@ def _api_auth(server: Hostile, emu: Emulator) -> AxelGlobeAuth:
 def test_silent_api_makes_resolve_fail_within_its_timeout(
     emulator: Emulator, api_bounds: None
 ) -> None:
-    def silent(server: Hostile, sock: socket.socket, head: str) -> None:
-        server.stop.wait(60)
-
-    with Hostile(silent) as server:
+    with RawServer(silent_socket) as server:
         started = time.monotonic()
         with pytest.raises(AssetError, match=r"no answer within 2 s"):
             resolve(f"{server.url}/stac/x/{NAME}", auth=_api_auth(server, emulator))
@@ -398,12 +332,7 @@ def test_silent_api_makes_resolve_fail_within_its_timeout(
 
 @pytest.mark.timeout(60)
 def test_api_trickling_its_redirect_is_cut_off(emulator: Emulator, api_bounds: None) -> None:
-    def trickle(server: Hostile, sock: socket.socket, head: str) -> None:
-        sock.sendall(b"HTTP/1.1 302 Found\r\nX-Slow: ")
-        while not server.stop.wait(0.1):
-            sock.sendall(b"a")
-
-    with Hostile(trickle) as server:
+    with RawServer(trickling_head("302 Found")) as server:
         started = time.monotonic()
         with pytest.raises(AssetError, match=r"no answer within 2 s \(the API answered too "):
             resolve(f"{server.url}/stac/x/{NAME}", auth=_api_auth(server, emulator))
@@ -415,10 +344,7 @@ def test_api_trickling_its_redirect_is_cut_off(emulator: Emulator, api_bounds: N
 def test_download_through_a_silent_api_fails_in_time(
     emulator: Emulator, api_bounds: None, tmp_path: Path
 ) -> None:
-    def silent(server: Hostile, sock: socket.socket, head: str) -> None:
-        server.stop.wait(60)
-
-    with Hostile(silent) as server:
+    with RawServer(silent_socket) as server:
         item = _item(f"{server.url}/stac/x")  # an href on the (silent) API origin
         with pytest.raises(DownloadError, match=r"no answer within 2 s"):
             download(item, directory=tmp_path, auth=_api_auth(server, emulator),

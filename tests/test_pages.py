@@ -16,7 +16,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -33,6 +32,8 @@ from pystac_axelglobe.client import (
 )
 from pystac_axelglobe.emulator import Emulator
 from pystac_axelglobe.errors import APIRequestError, ConfigurationError
+from tests.fake_api import FakeAPI, Handler, asked_page, item
+from tests.fake_api import page as page_of
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -192,87 +193,28 @@ def test_one_token_refresh_for_pages_in_flight(tmp_path: Path) -> None:
 # --- scripted servers ------------------------------------------------------------------------
 
 
-class Pages(ThreadingHTTPServer):
+class Pages(FakeAPI):
     """``/stac/search?page=N``: items ``N*10 ..``, a next link while N < ``last``.
 
-    ``answer(server, n, handler)`` may answer instead (returns True). Counts requests, and
-    the most at once.
+    ``answer(server, n, handler)`` may answer instead (returns True). Counts requests
+    (``asked``: the pages, in order), and the most at once (``most_in_flight``).
     """
-
-    daemon_threads = True
 
     def __init__(self, last: int, answer: Callable[[Pages, int, Any], bool] | None = None,
                  delay: float = 0.0) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__({"search": self._search})
         self.last, self.answer, self.delay = last, answer, delay
-        self.url = f"http://127.0.0.1:{self.server_address[1]}/stac"
-        self.lock = threading.Lock()
-        self.asked: list[int] = []
-        self.in_flight = self.most_in_flight = 0
 
     def page(self, n: int, next_href: str | None = "default") -> dict[str, Any]:
         if next_href == "default":
             next_href = f"{self.url}/search?page={n + 1}" if n < self.last else None
-        return {"type": "FeatureCollection",
-                "features": [_item(f"item-{n * 10 + i}") for i in range(2)],
-                "links": [] if next_href is None else [{"rel": "next", "href": next_href}]}
+        return page_of(self.url, range(n * 10, n * 10 + 2), next_href)
 
-    def __enter__(self) -> Pages:
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
-        self.server_close()
-
-
-def _item(item_id: str) -> dict[str, Any]:
-    return {"type": "Feature", "stac_version": "1.0.0", "id": item_id, "collection": "grus-1",
-            "geometry": {"type": "Point", "coordinates": [135, 35]},
-            "bbox": [135, 35, 135, 35], "properties": {"datetime": "2021-05-01T00:00:00Z"},
-            "links": [], "assets": {}}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: Pages
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        parts = urlsplit(self.path)
-        if not parts.path.endswith("/search"):
-            return self.json(_landing(self.server.url))
-        n = int(parse_qs(parts.query).get("page", ["1"])[0])
-        with self.server.lock:
-            self.server.asked.append(n)
-            self.server.in_flight += 1
-            self.server.most_in_flight = max(self.server.most_in_flight,
-                                             self.server.in_flight)
-        try:
-            time.sleep(self.server.delay)
-            if self.server.answer is None or not self.server.answer(self.server, n, self):
-                self.json(self.server.page(n))
-        finally:
-            with self.server.lock:
-                self.server.in_flight -= 1
-        return None
-
-    def json(self, value: Any, status: int = 200) -> None:
-        body = json.dumps(value).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass
-
-
-def _landing(url: str) -> dict[str, Any]:
-    return {"type": "Catalog", "id": "pages", "stac_version": "1.0.0", "description": "pages",
-            "links": [{"rel": "self", "href": url}, {"rel": "root", "href": url},
-                      {"rel": "search", "href": f"{url}/search", "method": "GET",
-                       "type": "application/geo+json"}]}
+    def _search(self, h: Handler, count: int) -> None:
+        time.sleep(self.delay)
+        n = asked_page(h)
+        if self.answer is None or not self.answer(self, n, h):
+            h.json(self.page(n))
 
 
 @pytest.fixture
@@ -457,8 +399,7 @@ def test_links_that_leave_the_page_pattern_are_followed_as_they_are(
             h.json(server.page(2, f"{server.url}/search?cursor=abc"))
             return True
         if n > 2:  # a page the links never name
-            h.json({"type": "FeatureCollection", "features": [_item(f"wrong-{n}")],
-                    "links": []})
+            h.json(page_of(server.url, [{**item(n), "id": f"wrong-{n}"}]))
             return True
         return False
 
@@ -503,7 +444,6 @@ class Silent(Pages):
         super().__init__(last=50, answer=self._hold)
         self.half = half  # headers and half the body, then silence
         self.closed: set[int] = set()
-        self.release = threading.Event()
 
     def _hold(self, server: Pages, n: int, h: Any) -> bool:
         if n == 1:
@@ -511,7 +451,7 @@ class Silent(Pages):
         h.close_connection = True
         if self.half:
             _half_page(server, n, h)
-        while not self.release.is_set():
+        while not self.stop.is_set():
             readable, _, _ = select.select([h.connection], [], [], 0.05)
             if not readable:
                 continue
@@ -524,14 +464,6 @@ class Silent(Pages):
                     self.closed.add(n)
                 return True
         return True
-
-    def __enter__(self) -> Silent:
-        super().__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release.set()
-        super().__exit__(*exc)
 
 
 def _in_flight_ahead(server: Silent) -> None:

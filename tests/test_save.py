@@ -21,10 +21,8 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pystac
 import pytest
@@ -35,6 +33,7 @@ from pystac_axelglobe import _parquet, _save
 from pystac_axelglobe._stac_io import DEFAULT_PREFETCH_PAGES
 from pystac_axelglobe.cli import cli
 from pystac_axelglobe.emulator import Emulator
+from tests.fake_api import FakeAPI, Handler, asked_page, item, page
 
 CAPTURE = "52eZg9k7rPEyYQGX"
 BULK = ("--datetime", "2022-01-01T00:00:00Z/..")  # the bulk items only (the archive is 2021)
@@ -223,90 +222,19 @@ def test_no_items_still_make_a_valid_file(emulator_env: Emulator, tmp_path: Path
 
 # ------------------------------------------------------------------- a scripted API
 
-Page = Callable[["Handler", int], None]
+Page = Callable[[Handler, int], None]  # route(handler, n): answers page n of the search
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: Scripted
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        parts = urlsplit(self.path)
-        if not parts.path.endswith("/search"):
-            self.json(landing(self.server.url))
-            return
-        number = int(parse_qs(parts.query).get("page", ["1"])[0])
-        with self.server.lock:
-            self.server.hits[number] += 1
-        try:
-            self.server.route(self, number)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-    def answer(self, status: int, body: bytes, content_type: str = "application/json") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def json(self, value: Any) -> None:
-        self.answer(200, json.dumps(value).encode())
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass
-
-
-class Scripted(ThreadingHTTPServer):
+def scripted(route: Page) -> FakeAPI:
     """An API on 127.0.0.1 whose search answers page ``n`` with ``route(handler, n)``."""
-
-    daemon_threads = True
-
-    def __init__(self, route: Page) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.route = route
-        self.hits: Counter[int] = Counter()
-        self.lock = threading.Lock()
-        self.release = threading.Event()
-        self.url = f"http://127.0.0.1:{self.server_address[1]}/stac"
-
-    def __enter__(self) -> Scripted:
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release.set()
-        self.shutdown()
-        self.server_close()
-
-
-def landing(url: str) -> dict[str, Any]:
-    return {"type": "Catalog", "id": "scripted", "stac_version": "1.0.0",
-            "description": "a scripted API", "links": [
-                {"rel": "self", "href": url}, {"rel": "root", "href": url},
-                {"rel": "search", "href": f"{url}/search", "method": "GET",
-                 "type": "application/geo+json"}]}
-
-
-def item(n: int, props: dict[str, Any] | None = None,
-         assets: dict[str, Any] | None = None) -> dict[str, Any]:
-    x, y = 135 + n / 100, 35.0
-    return {"type": "Feature", "stac_version": "1.0.0", "id": f"item-{n}",
-            "collection": "grus-1",
-            "geometry": {"type": "Polygon", "coordinates": [
-                [[x, y], [x + 0.01, y], [x + 0.01, y + 0.01], [x, y + 0.01], [x, y]]]},
-            "bbox": [x, y, x + 0.01, y + 0.01],
-            "properties": {"datetime": f"2021-05-{1 + n % 28:02d}T00:00:00Z", **(props or {})},
-            "links": [], "assets": assets or {}}
+    return FakeAPI({"search": lambda h, _: route(h, asked_page(h))})
 
 
 def serve_pages(pages: list[list[dict[str, Any]]]) -> Page:
     """Each page links to the next, as AxelGlobe's do; pages past the last are empty."""
     def route(h: Handler, n: int) -> None:
-        links = [{"rel": "next", "href": f"{h.server.url}/search?page={n + 1}",
-                  "type": "application/geo+json"}] if n < len(pages) else []
         features = pages[n - 1] if n <= len(pages) else []
-        h.json({"type": "FeatureCollection", "features": features, "links": links})
+        h.json(page(h.server.url, features, n + 1 if n < len(pages) else None))
     return route
 
 
@@ -329,7 +257,7 @@ def test_parquet_keeps_what_later_pages_bring(emulator_env: Emulator, tmp_path: 
     # A parquet schema is fixed before the first row: a writer that took it from the first
     # page would drop capture ids, assets, band fields (rustac's GeoparquetWriter does).
     monkeypatch.setattr(_parquet, "PARQUET_CHUNK_ITEMS", 2)
-    with Scripted(serve_pages(DRIFTING)) as server:
+    with scripted(serve_pages(DRIFTING)) as server:
         for name in ("items.ndjson", "items.parquet"):
             result = run("--api-url", server.url, "search", "--limit", "2", "--save",
                          str(tmp_path / name))
@@ -368,7 +296,7 @@ def test_parquet_keeps_items_whose_types_drift(emulator_env: Emulator, tmp_path:
     # crash; the items were lost either way.
     monkeypatch.setattr(_parquet, "PARQUET_CHUNK_ITEMS", chunk)
     path = tmp_path / "items.parquet"
-    with Scripted(serve_pages(TYPE_DRIFT)) as server:
+    with scripted(serve_pages(TYPE_DRIFT)) as server:
         result = run("--api-url", server.url, "search", "--limit", "2", "--save", str(path))
     assert result.exit_code == 0, result.stderr
     assert result.stderr == (
@@ -418,7 +346,7 @@ def test_parquet_says_which_items_it_cannot_write(emulator_env: Emulator, tmp_pa
     bad = item(1)
     bad["properties"]["datetime"] = "yesterday"
     path = tmp_path / "items.parquet"
-    with Scripted(serve_pages([[item(0)], [bad]])) as server:
+    with scripted(serve_pages([[item(0)], [bad]])) as server:
         result = CliRunner().invoke(cli, ["--api-url", server.url, "search", "--save",
                                           str(path)])
     assert result.exit_code == 1
@@ -469,10 +397,10 @@ def test_pages_are_on_disk_as_they_arrive_and_a_failure_leaves_the_file_as_it_wa
     target = tmp_path / name
     target.write_text("the previous search")
     on_disk: dict[int, int | None] = {}
-    with Scripted(failing_at_page_4(on_disk, tmp_path, name)) as server:
+    with scripted(failing_at_page_4(on_disk, tmp_path, name)) as server:
         result = CliRunner().invoke(cli, ["--api-url", server.url, "search", "--limit", "3",
                                           "--save", str(target)])
-        assert dict(server.hits) == {1: 1, 2: 1, 3: 1, 4: 1}
+        assert dict(Counter(server.asked)) == {1: 1, 2: 1, 3: 1, 4: 1}
     # When each page was asked for, the pages before it were on disk, in the private
     # folder beside the target: written as they came, not kept in memory until the end.
     assert on_disk == {1: 0, 2: 3, 3: 6, 4: 9}
@@ -489,10 +417,10 @@ def test_a_failure_while_pages_are_fetched_ahead_leaves_the_file_as_it_was(
     monkeypatch.setattr(_parquet, "PARQUET_CHUNK_ITEMS", 3)
     target = tmp_path / name
     target.write_text("the previous search")
-    with Scripted(failing_at_page_4({}, tmp_path, name)) as server:
+    with scripted(failing_at_page_4({}, tmp_path, name)) as server:
         result = CliRunner().invoke(cli, ["--api-url", server.url, "search", "--limit", "3",
                                           "--save", str(target)])
-        hits = dict(server.hits)
+        hits = dict(Counter(server.asked))
     assert [hits.get(n) for n in range(1, 5)] == [1, 1, 1, 1], hits
     assert set(hits) <= set(range(1, 4 + DEFAULT_PREFETCH_PAGES)), hits  # a bound
     assert result.exit_code == 1
@@ -518,10 +446,10 @@ def test_ctrl_c_midway_leaves_nothing_and_ends_at_once(emulator_env: Emulator,
             serve_pages([[item(0), item(1)], [item(2)]])(h, n)
             return
         asked.set()
-        h.server.release.wait(60)  # page 2 does not come
+        h.server.stop.wait(60)  # page 2 does not come
 
     target = tmp_path / "items.ndjson"
-    with Scripted(route) as server:
+    with scripted(route) as server:
         proc = subprocess.Popen(
             [sys.executable, "-c", COMMAND.format(prefetch), "--api-url", server.url,
              "search", "--limit", "2", "--save", str(target)],

@@ -27,7 +27,7 @@ from pystac_axelglobe.client import AxelGlobeClient
 from pystac_axelglobe.emulator import Emulator
 from pystac_axelglobe.errors import InvalidQueryError
 from pystac_axelglobe.extension import AxelGlobeExtension
-from tests.test_client_hostile import Handler, Hostile, item
+from tests.fake_api import FakeAPI, Handler, item, page
 
 CAPTURE = "52eZg9k7rPEyYQGX"  # the guide's: 4 tiles in the emulator's archive
 LIMIT = 2  # several pages
@@ -156,9 +156,9 @@ def test_an_id_the_server_sent_is_never_replaced(emulator: Emulator, tmp_path: P
     def search(h: Handler, n: int) -> None:
         sent, missing = item(1), item(2)
         sent["properties"]["ag:capture_id"] = "sentByTheServer1"
-        h.json({"type": "FeatureCollection", "features": [sent, missing], "links": []})
+        h.json(page(h.server.url, [sent, missing]))
 
-    with Hostile({"search": search}) as server:
+    with FakeAPI({"search": search}) as server:
         settings: dict[str, Any] = {**emulator.settings_kwargs(), "api_url": server.url,
                                     "cache_dir": tmp_path}
         opened = ag.open(**settings)
