@@ -19,6 +19,10 @@ search that was interrupted, in a block of :func:`watching`): its sockets are sh
 its thread's requests raise :class:`RequestCancelled`, which urllib3 and requests do not
 retry, so the thread is free at once.
 
+A retry's backoff between attempts (up to 30 s of ``Retry-After``) sleeps on the thread's
+watch too (:func:`sleep`, called by every policy of :mod:`._retry`): a cancel or a deadline
+ends it at once, and the request fails as it would have mid-read, without another attempt.
+
 Example:
     >>> import requests
     >>> session = requests.Session()
@@ -45,6 +49,7 @@ from typing import Any
 import requests.adapters
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ProtocolError
 from urllib3.poolmanager import ProxyManager
 
 
@@ -81,6 +86,8 @@ class Watch:
         self.active = True
         self._socks: list[socket.socket] = []
         self._lock = threading.Lock()
+        # Set when it fires (a cancel too): a backoff sleeping on it (sleep()) ends at once.
+        self._cut = threading.Event()
 
     def remaining(self) -> float:
         """Seconds left before the deadline (0 once it has passed)."""
@@ -146,9 +153,35 @@ class Watch:
             if not self.active:  # ended meanwhile: its sockets are others' business now
                 return
             self.fired, socks, self._socks = True, self._socks, []
+        self._cut.set()
         for sock in socks:
             _shutdown(sock)
             sock.close()
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if the watch fires: then fail as its requests would.
+
+        Raises:
+            RequestCancelled: :meth:`cancel` gave it up (before or during the sleep).
+            urllib3.exceptions.ProtocolError: The deadline passed (or :meth:`expire`): as a
+                request cut off mid-read fails, so the caller reports it as its timeout.
+
+        Example:
+            >>> watch = Watch()
+            >>> watch.cancel()
+            >>> watch.sleep(30)  # at once, not in 30 s
+            Traceback (most recent call last):
+            ...
+            pystac_axelglobe._deadline.RequestCancelled: the request was cancelled
+        """
+        if seconds > 0:
+            self._cut.wait(seconds)
+        self.check()
+        if not self.fired and self.remaining() <= 0:
+            # Due this instant, the watchdog not round yet: no attempt past the deadline.
+            self.expire()
+        if self.fired:
+            raise ProtocolError("the deadline passed while waiting to retry")
 
 
 def _duplicate(sock: Any) -> socket.socket | None:
@@ -282,6 +315,25 @@ def active() -> Watch | None:
     return getattr(_local, "watch", None)
 
 
+def sleep(seconds: float) -> None:
+    """Sleep a retry's backoff on this thread's innermost watch (:meth:`Watch.sleep`), if any.
+
+    Outside every block, a plain ``time.sleep``.
+
+    Example:
+        >>> with deadline(time.monotonic() + 0.05):
+        ...     sleep(30)  # ended by the deadline, not in 30 s
+        Traceback (most recent call last):
+        ...
+        urllib3.exceptions.ProtocolError: the deadline passed while waiting to retry
+    """
+    watch = active()
+    if watch is not None:
+        watch.sleep(seconds)
+    elif seconds > 0:
+        time.sleep(seconds)
+
+
 def check() -> None:
     """Raise :class:`RequestCancelled` if this thread's innermost watch was cancelled.
 
@@ -370,4 +422,4 @@ class WatchedAdapter(requests.adapters.HTTPAdapter):
 
 
 __all__ = ["RequestCancelled", "Watch", "WatchedAdapter", "active", "check", "deadline",
-           "watching"]
+           "sleep", "watching"]

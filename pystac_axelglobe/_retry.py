@@ -17,6 +17,11 @@ The policies are urllib3 ``Retry`` objects (backoff, ``Retry-After`` honoured), 
 :func:`download_retry`  each storage transfer (its budget also bounded in time)
 ============== ===================================================================
 
+Each sleeps between attempts on the thread's watch (:func:`._deadline.sleep`), not with
+``time.sleep``: a request given up (:meth:`._deadline.Watch.cancel`, e.g. a page fetched
+ahead for a search broken off) or past its :func:`._deadline.deadline` stops waiting at
+once, and is not tried again.
+
 Example:
     >>> 503 in search_retry().status_forcelist
     True
@@ -30,12 +35,16 @@ import datetime as dt
 import email.utils
 import math
 import time
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
+from . import _deadline
 from .settings import url_origin
+
+if TYPE_CHECKING:
+    from urllib3.response import BaseHTTPResponse
 
 #: Statuses retried with backoff (``Retry-After`` honoured).
 RETRY_STATUSES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
@@ -114,7 +123,35 @@ def restriction_until(status: int, url: str, retry_after: str | None, *, api_url
     return None
 
 
-class AxelGlobeRetry(Retry):
+class WatchedRetry(Retry):
+    """urllib3 ``Retry`` whose waits between attempts end when the request is given up.
+
+    urllib3 sleeps the backoff (or a ``Retry-After``) with ``time.sleep``, on the thread
+    that sends; here it waits on that thread's watch instead (:func:`._deadline.sleep`), so
+    a cancel or a deadline cuts the wait short, and the request fails at once with the
+    watch's error (:class:`._deadline.RequestCancelled`, or a dropped connection) instead of
+    being tried again. Without a watch it sleeps as urllib3 does.
+
+    Example:
+        >>> watch = _deadline.Watch()
+        >>> watch.cancel()
+        >>> with _deadline.watching(watch):
+        ...     WatchedRetry(backoff_factor=30).sleep()  # at once, not in 30 s
+        Traceback (most recent call last):
+        ...
+        pystac_axelglobe._deadline.RequestCancelled: the request was cancelled
+    """
+
+    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
+        """As ``Retry.sleep`` (``Retry-After``, else the backoff), on the thread's watch."""
+        wait = None
+        if self.respect_retry_after_header and response:
+            wait = self.get_retry_after(response)
+        # A Retry-After of 0 falls back to the backoff, as urllib3's own sleep() does.
+        _deadline.sleep(wait or self.get_backoff_time())
+
+
+class AxelGlobeRetry(WatchedRetry):
     """urllib3 ``Retry`` that does not wait out a long ``Retry-After`` (a restriction).
 
     Use it with ``raise_on_status=False``: the response is then handed back as it is, for
@@ -141,7 +178,7 @@ class AxelGlobeRetry(Retry):
 _T = TypeVar("_T", bound="_TokenRetry")
 
 
-class _TokenRetry(Retry):
+class _TokenRetry(WatchedRetry):
     """urllib3 ``Retry`` for token requests: no 429 retried, Retry-After and time capped.
 
     It never retries a 429 (a restriction), and starts no attempt (and sleeps no longer)
@@ -278,7 +315,7 @@ def download_retry() -> Retry:
         >>> download_retry().total
         8
     """
-    return Retry(
+    return WatchedRetry(
         total=8,
         connect=8,
         read=8,
@@ -299,6 +336,7 @@ __all__ = [
     "RESTRICTION_THRESHOLD",
     "RETRY_STATUSES",
     "AxelGlobeRetry",
+    "WatchedRetry",
     "download_retry",
     "parse_retry_after",
     "resolve_retry",
