@@ -430,7 +430,7 @@ def test_an_eager_load_reads_side_by_side(monkeypatch: pytest.MonkeyPatch) -> No
         for pool, most in ((None, 1), ("default", 2)):
             presigned._cache.clear()
             emu.reset_counters()
-            kwargs = {} if pool == "default" else {"pool": pool}
+            kwargs: dict[str, Any] = {} if pool == "default" else {"pool": pool}
 
             ds = ag.load(tiles, bands=list(BANDS), auth=_auth(emu), **kwargs)
 
