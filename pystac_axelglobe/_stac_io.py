@@ -18,6 +18,10 @@ What it adds to pystac-client's ``StacApiIO``:
 - the bearer token never reaches a log line; a landing page without ``conformsTo`` gets the
   classes AxelGlobe supports.
 
+This module is the I/O's front door: its bounds and their checks, the conformance classes,
+and the class, which builds each request and reads its JSON. Sending it within the bounds
+is :mod:`._stac_request`; the words of its failures, :mod:`._stac_errors`.
+
 Example:
     >>> io = AxelGlobeStacApiIO(timeout=(5, 30), max_pages=100, prefetch_pages=2)
     >>> io.timeout, io.max_pages, io.prefetch_pages
@@ -26,9 +30,7 @@ Example:
 
 from __future__ import annotations
 
-import logging
 import math
-import time
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -38,23 +40,21 @@ import pystac_client
 import requests
 from pystac.serialization import identify_stac_object_type
 from pystac_client.stac_api_io import StacApiIO, Timeout
-from urllib3.exceptions import DecodeError, MaxRetryError, ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from ._dialect import is_search, to_axelglobe_params
 from ._http import mount
 from ._paging import _next_link as _next_link  # moved to _paging; still importable from here
 from ._paging import walk
-from ._redact import redact, redact_headers
-from ._retry import restriction_until, search_retry
-from .errors import APIRequestError, AxelGlobeError, ConfigurationError
+from ._retry import search_retry
+from ._stac_errors import not_json
+from ._stac_request import BoundedRequest
+from .errors import ConfigurationError
 from .extension import ensure_extension_hooks
 
 if TYPE_CHECKING:
     from pystac.catalog import Catalog
     from pystac.stac_object import STACObject
-
-logger = logging.getLogger("pystac_axelglobe.client")  # the name users configure
 
 #: Seconds to wait for a connection, and for the server to send anything (the read
 #: timeout). With :func:`~pystac_axelglobe._retry.search_retry` (5 read retries) a silent
@@ -75,7 +75,6 @@ MAX_PREFETCH_PAGES = 10
 SEARCHES_AT_ONCE = 16
 #: The largest response body read, in bytes (a page of 10,000 items is about 60 MB).
 MAX_RESPONSE_BYTES = 256 * 2**20
-_CHUNK = 64 * 1024
 
 #: Conformance classes AxelGlobe implements; added when the landing page has no
 #: ``conformsTo`` (pystac-client refuses to search or list collections without them).
@@ -93,10 +92,6 @@ AXELGLOBE_CONFORMS_TO: tuple[str, ...] = (
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
 )
-
-# A body that stops or breaks mid-way: retried under the policy, like a dropped connection.
-_DROPPED = (ProtocolError, ReadTimeoutError, DecodeError,
-            requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
 
 
 def complete_conformance(d: dict[str, Any]) -> None:
@@ -160,53 +155,6 @@ def check_prefetch_pages(value: Any) -> int:
             f"prefetch_pages must be at most {MAX_PREFETCH_PAGES} (pages requested at once "
             f"by one search), got {value!r:.80}; 1 requests one page after another")
     return pages
-
-
-# --- errors ---------------------------------------------------------------------------------
-
-
-def _no_answer(method: str, href: str, err: requests.RequestException,
-               timeout: object) -> APIRequestError:
-    reason = err.args[0] if err.args else err
-    reason = getattr(reason, "reason", reason)  # MaxRetryError: what the last try hit
-    if isinstance(err, requests.exceptions.ConnectTimeout):
-        what = f"could not connect (connect timeout; timeout={timeout})"
-    elif isinstance(reason, ReadTimeoutError) or isinstance(err, requests.exceptions.ReadTimeout):
-        what = f"no answer in time (read timeout; timeout={timeout})"
-    else:
-        what = f"no answer ({redact(str(reason))[:300]})"
-    return APIRequestError(
-        f"{method} {href}: {what}, retries included. The API may be down or overloaded: try "
-        "again later (a slow network: ag.open(timeout=(connect_s, read_s)))", url=href)
-
-
-_ADVICE = {
-    401: "the token was refused: check AXELGLOBE_CLIENT_ID/AXELGLOBE_CLIENT_SECRET",
-    403: "access is refused: check that this client may use the collection",
-    404: "not found: check the URL and the ids",
-    429: "rate limited by this server: try again later",
-}
-
-
-def _status_error(resp: requests.Response, method: str, href: str) -> APIRequestError:
-    status = resp.status_code
-    head = resp.content[:600].decode("utf-8", "replace")
-    snippet = redact(" ".join(head.split()))[:300]
-    advice = _ADVICE.get(status, "the API kept failing: try again later" if status >= 500
-                         else "check the request")
-    return APIRequestError(f"HTTP {status} from {method} {href}: {advice}. The answer: "
-                           f"{snippet or '(empty)'}", status=status, url=resp.url or href)
-
-
-def _not_json(url: str, status: int | None, body: bytes, detail: str) -> APIRequestError:
-    start = body.lstrip()[:1]
-    kind = ("an HTML page" if start == b"<" else "an empty body" if not body
-            else f"a body that is not a JSON object ({detail})")
-    answered = f"answered HTTP {status}" if status is not None else "answered"
-    return APIRequestError(
-        f"{url} {answered} with {kind}, not the JSON of a STAC API. Is the URL right "
-        "(AXELGLOBE_API_URL, ag.open(url=...))? A proxy or a captive portal may answer like "
-        "this; otherwise try again later", status=status, url=url)
 
 
 # --- the I/O -----------------------------------------------------------------------------------
@@ -304,7 +252,7 @@ class AxelGlobeStacApiIO(StacApiIO):
         try:
             return resp.content.decode("utf-8")
         except UnicodeDecodeError as err:
-            raise _not_json(resp.url or href, resp.status_code, resp.content, str(err)) from err
+            raise not_json(resp.url or href, resp.status_code, resp.content, str(err)) from err
 
     def read_json(self, source: pystac.link.HREF, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """A JSON object from the API; HTML, invalid JSON or a non-object is an error.
@@ -325,17 +273,17 @@ class AxelGlobeStacApiIO(StacApiIO):
         except pystac.DuplicateObjectKeyError as err:
             raise pystac.DuplicateObjectKeyError(f"{err} in {url}") from err
         except RecursionError as err:
-            raise _not_json(url, status, body, "nested too deeply") from err
+            raise not_json(url, status, body, "nested too deeply") from err
         except ValueError as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-            raise _not_json(url, status, body, str(err)[:120]) from err
+            raise not_json(url, status, body, str(err)[:120]) from err
         if not isinstance(value, dict):
-            raise _not_json(url, status, body, f"JSON {type(value).__name__}")
+            raise not_json(url, status, body, f"JSON {type(value).__name__}")
         return value
 
     def _fetch(self, href: str, method: str | None = None,
                headers: dict[str, str] | None = None,
                parameters: dict[str, Any] | None = None) -> requests.Response:
-        """Send, retry, read the whole body (``resp.content``) and check the status."""
+        """The request in AxelGlobe's dialect, sent within the bounds (:mod:`._stac_request`)."""
         method = (method or "GET").upper()
         if is_search(href):
             # AxelGlobe documents only GET /search; POST may answer 405.
@@ -347,100 +295,10 @@ class AxelGlobeStacApiIO(StacApiIO):
             request = requests.Request(method, href, headers=headers, params=parameters or {})
         if self._req_modifier is not None:
             request = self._req_modifier(request) or request
-
-        # Connections dropped mid-body surface after urllib3 has handed the response over
-        # (the body is read here, or by the auth's 401 hook inside _send), so the adapter's
-        # Retry never sees them. Re-issue the request under the same policy object:
-        # Retry.increment counts the read error (raising MaxRetryError when exhausted) and
-        # Retry.sleep backs off.
-        retry: Retry = self.retry
-        started = time.monotonic()
-        while True:
-            resp: requests.Response | None = None
-            try:
-                resp = self._send(request, method, href)
-                resp._content = self._read_body(resp, method, href)
-                resp._content_consumed = True  # type: ignore[attr-defined]  # as requests does
-                break
-            except _DROPPED as err:
-                if resp is not None:
-                    resp.close()
-                retry = self._again(retry, method, href, err, started)
-        if resp.status_code == 429:
-            self._raise_if_restricted(resp, href)
-        if not 200 <= resp.status_code < 300:
-            raise _status_error(resp, method, href)
-        return resp
-
-    def _send(self, request: requests.Request, method: str, href: str) -> requests.Response:
-        """One send (the adapter retries statuses and connection errors); body not read."""
-        try:
-            prepped = self.session.prepare_request(request)
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug("%s %s Headers: %s", prepped.method, prepped.url,
-                             redact_headers(prepped.headers))
-            settings = self.session.merge_environment_settings(
-                prepped.url, proxies={}, stream=True, verify=True, cert=None
-            )
-            return self.session.send(prepped, timeout=self.timeout, **settings)
-        except AxelGlobeError:
-            raise  # auth errors (restricted, rejected, unconfigured) as themselves
-        except _DROPPED:
-            raise  # a redirect's or a 401's body broke: retried by the caller
-        except requests.RequestException as err:
-            raise _no_answer(method, href, err, self.timeout) from err
-
-    def _read_body(self, resp: requests.Response, method: str, href: str) -> bytes:
-        """The whole body as it arrives, within :attr:`deadline` s and the size limit."""
-        end = time.monotonic() + self.deadline
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            # read1 returns what has arrived (up to 64 KiB), so a server trickling bytes
-            # cannot hold one read open past the deadline.
-            chunk = resp.raw.read1(_CHUNK, decode_content=True)
-            if not chunk:
-                return b"".join(chunks)
-            size += len(chunk)
-            chunks.append(chunk)
-            if size > MAX_RESPONSE_BYTES or time.monotonic() > end:
-                resp.close()
-                what = (f"more than {MAX_RESPONSE_BYTES:,} bytes" if size > MAX_RESPONSE_BYTES
-                        else f"only {size:,} bytes in {self.deadline:g} s")
-                raise APIRequestError(
-                    f"{method} {href}: the answer (HTTP {resp.status_code}) came too slowly "
-                    f"or too big: {what}. Try again later (a slow network: "
-                    "ag.open(deadline=seconds))", status=resp.status_code, url=resp.url or href)
-
-    def _again(self, retry: Retry, method: str, href: str, err: Exception,
-               started: float) -> Retry:
-        """The policy after a body broke mid-way (slept), or an error when it is spent."""
-        try:
-            retry = retry.increment(method, href, error=ProtocolError(str(err)))
-        except MaxRetryError as exhausted:
-            raise APIRequestError(
-                f"{method} {href}: the connection kept dropping mid-response "
-                f"({exhausted.reason}); try again later", url=href) from err
-        if time.monotonic() - started > self.deadline:
-            raise APIRequestError(
-                f"{method} {href}: no complete answer within {self.deadline:g} s (the "
-                "connection kept dropping mid-response); try again later", url=href) from err
-        logger.debug("%s %s: connection dropped mid-body, retrying", method, href)
-        retry.sleep()
-        return retry
-
-    def _raise_if_restricted(self, resp: requests.Response, href: str) -> None:
-        # Only AxelGlobe's own origins can restrict this client (_retry.restriction_until);
-        # a 429 from anywhere else is that host's problem, reported as an APIRequestError.
-        auth = self.session.auth
-        settings = getattr(auth, "settings", None)
-        if settings is None:
-            return
-        until = restriction_until(429, resp.url or href, resp.headers.get("Retry-After"),
-                                  api_url=settings.api_url, token_url=settings.token_url,
-                                  now=time.time())
-        if until is not None:  # remembered for every thread and process
-            raise auth.provider.record_restriction(until, status=429)  # type: ignore[union-attr]
+        # Its bounds as they are now: update() may have changed the timeout.
+        bounded = BoundedRequest(self.session, timeout=self.timeout, deadline=self.deadline,
+                                 retry=self.retry, max_bytes=MAX_RESPONSE_BYTES)
+        return bounded.fetch(request, method, href)
 
     def get_pages(
         self,

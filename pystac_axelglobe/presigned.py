@@ -9,6 +9,11 @@ the same in the background, for readers that will ask :func:`resolve` for them s
 :func:`invalidate` forgets one after storage answered 403. Downloading is
 :mod:`pystac_axelglobe.downloads`.
 
+This module is the front door: the public names, their bounds, and the per-process state
+(the URL cache, the single-flight locks, one API session per auth). The redirect request
+itself, its retries and its error messages, and expiry parsing are :mod:`._redirect`; the
+threads of :func:`resolve_many` and :func:`prefetch` are :mod:`._resolve_threads`.
+
 (The module is not called ``resolve.py``: a submodule named like the function would replace
 ``pystac_axelglobe.resolve`` once imported.)
 
@@ -21,27 +26,22 @@ Example:
 
 from __future__ import annotations
 
-import calendar
-import collections
-import concurrent.futures
 import dataclasses
-import json
-import logging
+import functools
 import math
 import os
 import threading
 import time
 import weakref
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import urlsplit
 
-import requests
-
-from ._http import GaveUp, Session, count_failure, deadline, display, timeouts
+from ._http import Session, display
 from ._redact import redact
-from ._retry import RETRY_STATUSES, resolve_retry
+from ._redirect import Redirect, expiry_from_url
+from ._resolve_threads import Prefetcher, side_by_side
+from ._retry import resolve_retry
 from .auth import default_auth
 from .errors import AssetError, ConfigurationError
 
@@ -59,8 +59,6 @@ __all__ = [
     "resolve",
     "resolve_many",
 ]
-
-log = logging.getLogger(__name__)
 
 #: Assumed lifetime (seconds) of a redirect target whose URL says nothing about its expiry.
 DEFAULT_EXPIRY = 60.0
@@ -81,9 +79,6 @@ PREFETCH_CONCURRENCY = 16
 #: download's resolves ahead and its transfers, or :func:`resolve_many` / ``ag.sign``: up to
 #: :data:`PREFETCH_CONCURRENCY` each.
 API_POOL_SIZE = 4 * PREFETCH_CONCURRENCY
-
-_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-_AMZ_DATE = "%Y%m%dT%H%M%SZ"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,33 +113,6 @@ class PresignedURL:
         return f"PresignedURL({display(self.url)}, {when})"
 
 
-def _expiry_from_url(url: str, requested_at: float) -> float | None:
-    """Expiry of an S3-style presigned URL (``X-Amz-Date`` + ``X-Amz-Expires``), if it says.
-
-    The smaller of "server's signing time + lifetime" and "our request time + lifetime" is
-    returned, so a clock skew in either direction errs on the early side.
-    """
-    query = {k.lower(): v for k, v in parse_qs(urlsplit(url).query).items()}
-    expires = query.get("x-amz-expires")
-    if not expires:
-        return None
-    try:
-        lifetime = float(expires[0])
-    except ValueError:
-        return None
-    if not math.isfinite(lifetime):
-        return None
-    candidates = [requested_at + lifetime]
-    date = query.get("x-amz-date")
-    if date:
-        try:
-            signed = calendar.timegm(time.strptime(date[0], _AMZ_DATE))
-            candidates.append(signed + lifetime)
-        except ValueError:
-            pass
-    return min(candidates)
-
-
 # --- process-wide state: cache, single-flight locks, sessions ------------------------------
 
 @dataclasses.dataclass(frozen=True)
@@ -166,7 +134,7 @@ def _reset_after_fork() -> None:
     _state_lock = threading.Lock()
     _flight_locks.clear()
     _sessions = weakref.WeakKeyDictionary()
-    _prefetcher = _Prefetcher()  # its threads stayed in the parent
+    _prefetcher = _new_prefetcher()  # its threads stayed in the parent
 
 
 if hasattr(os, "register_at_fork"):
@@ -249,7 +217,7 @@ def resolve(
     if auth is None:
         auth = default_auth()
     if not auth.is_api_url(href):
-        expiry = _expiry_from_url(href, time.time())
+        expiry = expiry_from_url(href, time.time())
         return PresignedURL(href, math.inf if expiry is None else expiry)
 
     url = _resolve_api(href, auth, min_validity, seconds, wait=True)
@@ -282,7 +250,7 @@ def _resolve_api(href: str, auth: AxelGlobeAuth, min_validity: float, seconds: f
         if _fresh(entry, min_validity):
             assert entry is not None
             return entry.url
-        entry = _Redirect(href, auth, until, seconds).request()
+        entry = _request(href, auth, until, seconds)
         with _state_lock:
             _cache[key] = entry
             if len(_cache) > _CACHE_SWEEP_SIZE:
@@ -290,6 +258,14 @@ def _resolve_api(href: str, auth: AxelGlobeAuth, min_validity: float, seconds: f
     finally:
         flight.release()
     return entry.url
+
+
+def _request(href: str, auth: AxelGlobeAuth, until: float, seconds: float) -> _Cached:
+    """The redirect of ``href``, under this module's bounds as they are now."""
+    target = Redirect(href, auth, _api_session(auth), until=until, seconds=seconds,
+                      retry=RESOLVE_RETRY, timeout=TIMEOUT,
+                      default_expiry=DEFAULT_EXPIRY).request()
+    return _Cached(PresignedURL(target.url, target.expires_at), target.lifetime)
 
 
 def _check_timeout(timeout: float | None) -> float:
@@ -329,162 +305,6 @@ def _sweep_expired(now: float) -> None:
         lock = _flight_locks.get(key)
         if lock is not None and not lock.locked():
             del _flight_locks[key]
-
-
-class _Redirect:
-    """The authorised GET of one href whose answer is a redirect, retried until a deadline."""
-
-    def __init__(self, href: str, auth: AxelGlobeAuth, until: float, seconds: float) -> None:
-        self.href, self.auth, self.until, self.seconds = href, auth, until, seconds
-        self.where = redact(href)
-        self.retry = RESOLVE_RETRY.new()
-
-    def request(self) -> _Cached:
-        """Send until a redirect arrives; its target and expiry."""
-        session = _api_session(self.auth)
-        while True:
-            left = self.until - time.monotonic()
-            if left <= 0:
-                raise self._timed_out("")
-            started = time.time()
-            with deadline(self.until) as watch:
-                try:
-                    response = session.get(self.href, allow_redirects=False, stream=True,
-                                           timeout=timeouts(*TIMEOUT, left),
-                                           **session.env_for(self.href))
-                except requests.RequestException as err:
-                    self._failed(err, watch.fired)
-                    continue
-                with response:
-                    if watch.fired:
-                        # Cut off mid-headers: http.client took the cut for their end.
-                        raise self._timed_out(" (the API answered too slowly)")
-                    location = response.headers.get("Location")
-                    if response.status_code in _REDIRECT_STATUSES and location:
-                        _release(response)
-                        return self._target(location, started)
-                    try:
-                        body = _read_some(response)
-                    except requests.RequestException as err:
-                        self._failed(err, watch.fired)
-                        continue
-            if self._retry_status(response):
-                continue
-            raise self._status_error(response.status_code, body)
-
-    def _failed(self, err: Exception, cut_off: bool) -> None:
-        """Count a request that got no (whole) answer, or raise when the budget is spent."""
-        if cut_off:
-            raise self._timed_out(" (the API answered too slowly)")
-        try:
-            self.retry = count_failure(self.retry, self.where, err, until=self.until,
-                                       until_means=f"no answer within {self.seconds:g} s")
-        except GaveUp as gave_up:
-            raise AssetError(
-                f"could not resolve {self.where}: {gave_up}; the API could not be reached, "
-                "check the network and try again"
-            ) from None
-
-    def _retry_status(self, response: requests.Response) -> bool:
-        """Whether a 429/5xx answer was counted for another try (after its backoff)."""
-        status = response.status_code
-        if status == 429:
-            self.auth.provider.check_restriction()  # recorded by the auth: a RestrictedError
-        retry_after = "Retry-After" in response.headers
-        if status not in RETRY_STATUSES or not self.retry.is_retry("GET", status, retry_after):
-            return False
-        try:
-            self.retry = count_failure(self.retry, self.where, None, response,
-                                       until=self.until,
-                                       until_means=f"no answer within {self.seconds:g} s")
-        except GaveUp:
-            return False  # the status and its hint say it best
-        return True
-
-    def _timed_out(self, why: str) -> AssetError:
-        return AssetError(
-            f"could not resolve {self.where}: no answer within {self.seconds:g} s{why}; "
-            "check the network or try again later"
-        )
-
-    def _status_error(self, status: int, body: bytes) -> AssetError:
-        return AssetError(
-            f"could not resolve {self.where}: HTTP {status}{_describe(body)}; {_hint(status)}"
-        )
-
-    def _target(self, location: str, started: float) -> _Cached:
-        url = urljoin(self.href, location)
-        scheme = urlsplit(url).scheme.lower()
-        if scheme not in ("http", "https"):
-            raise AssetError(
-                f"could not resolve {self.where}: the API redirected to a {scheme!r} URL; "
-                "only http(s) redirects are followed"
-            )
-        expiry = _expiry_from_url(url, started)
-        if expiry is None:
-            expiry = started + DEFAULT_EXPIRY
-        log.debug("resolved %s -> %s (valid %.0f s)", self.where, display(url),
-                  expiry - started)
-        return _Cached(PresignedURL(url, expiry), lifetime=max(expiry - started, 0.0))
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _release(response: requests.Response, limit: int = 65536) -> None:
-    """Put the connection back in the pool if the (unwanted) body is small, else drop it.
-
-    A redirect's body is of no use, but reading a few hundred bytes of it lets the next
-    request reuse the connection instead of paying for a new one (a TLS handshake).
-    """
-    length = _int(response.headers.get("Content-Length"))
-    if length is not None and 0 <= length <= limit:
-        try:
-            response.raw.drain_conn()
-            response.raw.release_conn()
-        except Exception:  # a broken body only costs the connection
-            response.close()
-
-
-def _read_some(response: requests.Response, limit: int = 65536) -> bytes:
-    """Up to ``limit`` bytes of the body; raises if the connection drops before its end."""
-    data = b""
-    for chunk in response.iter_content(8192):
-        data += chunk
-        if len(data) >= limit:
-            break
-    return data
-
-
-def _describe(body: bytes) -> str:
-    """The API's own ``description`` of an error, if its body says one."""
-    try:
-        text = json.loads(body).get("description")
-    except (ValueError, AttributeError, RecursionError):
-        return ""
-    return f" ({redact(str(text))[:200]})" if text else ""
-
-
-def _hint(status: int) -> str:
-    if status == 200:
-        return "expected a redirect to the file; is this href an AxelGlobe asset href?"
-    if status == 401:
-        return ("the token was refused even after a refresh: check AXELGLOBE_CLIENT_ID and "
-                "AXELGLOBE_CLIENT_SECRET")
-    if status == 403:
-        return "access denied: your contract may not cover this item or AOI"
-    if status == 404:
-        return "no such asset: take hrefs from the item's assets as the API returned them"
-    if status == 429:
-        return "AxelGlobe restricts this client for now: wait a minute and try again"
-    if status >= 500:
-        return "the AxelGlobe API kept failing after retries: try again later"
-    return "expected a redirect (302/307) to the file"
-
 
 def invalidate(href: str) -> None:
     """Forget the cached presigned URL of ``href`` (for every credential).
@@ -565,34 +385,9 @@ def resolve_many(
         else:
             todo.append(href)
     if todo:
-        found.update(_side_by_side(todo, auth, max_workers, min_validity, timeout))
+        one = functools.partial(resolve, auth=auth, min_validity=min_validity, timeout=timeout)
+        found.update(side_by_side(one, todo, max_workers))
     return {href: found[href] for href in unique}
-
-
-def _side_by_side(hrefs: list[str], auth: AxelGlobeAuth, max_workers: int,
-                  min_validity: float, timeout: float | None) -> dict[str, PresignedURL]:
-    """:func:`resolve` of each href in a pool of ``max_workers`` threads; a failure stops it.
-
-    The first failure cancels the requests not started yet and waits for those in flight
-    (each bounded by its timeout), so that no request outlives the call; then the failure
-    of the first href in the order given is raised. Ctrl-C returns at once: what is in
-    flight then ends on its own, within its bound.
-    """
-    pool = ThreadPoolExecutor(min(max_workers, len(hrefs)), thread_name_prefix="ag-resolve")
-    try:
-        futures = {href: pool.submit(resolve, href, auth=auth, min_validity=min_validity,
-                                     timeout=timeout) for href in hrefs}
-        done, _ = concurrent.futures.wait(futures.values(),
-                                          return_when=concurrent.futures.FIRST_EXCEPTION)
-        if any(future.exception() is not None for future in done):  # none cancelled yet
-            pool.shutdown(wait=True, cancel_futures=True)
-            for future in futures.values():
-                error = None if future.cancelled() else future.exception()
-                if error is not None:
-                    raise error
-        return {href: future.result() for href, future in futures.items()}
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def prefetch(hrefs: Iterable[str], *, auth: AxelGlobeAuth, min_validity: float = 30.0) -> int:
@@ -614,86 +409,21 @@ def prefetch(hrefs: Iterable[str], *, auth: AxelGlobeAuth, min_validity: float =
         >>> prefetch([i.assets["band3"].href for i in items], auth=auth)  # doctest: +SKIP
         9
     """
-    return _prefetcher.submit(hrefs, auth, min_validity)
+    # A generator: the prefetcher reads it under its lock, as it queues.
+    wanted = ((_cache_key(href, auth), href) for href in hrefs
+              if auth.is_api_url(href) and _cached_url(href, auth, min_validity) is None)
+    return _prefetcher.submit(wanted, auth, min_validity)
 
 
-#: Seconds during which an href whose prefetch failed is not prefetched again.
-_FAILED_PAUSE = 60.0
+def _prefetch_one(href: str, auth: AxelGlobeAuth, min_validity: float) -> None:
+    # Not waiting for an href another thread is resolving (a read): the prefetcher's slot
+    # goes to the next href instead; the read's request serves everyone.
+    _resolve_api(href, auth, min_validity, RESOLVE_TIMEOUT, wait=False)
 
 
-class _Prefetcher:
-    """A queue of hrefs and up to :data:`PREFETCH_CONCURRENCY` daemon threads resolving them."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._queue: collections.deque[tuple[tuple[str, str], str, AxelGlobeAuth, float]] = (
-            collections.deque())
-        self._pending: set[tuple[str, str]] = set()  # queued or being resolved
-        # href -> when it may be prefetched again after a failure (the read that needs it
-        # asks once more and reports the error; prefetching it again would only repeat it)
-        self._failed: dict[tuple[str, str], float] = {}
-        self._threads = 0
-        self._busy = 0
-
-    def submit(self, hrefs: Iterable[str], auth: AxelGlobeAuth, min_validity: float) -> int:
-        if PREFETCH_CONCURRENCY <= 0:
-            return 0
-        queued = 0
-        now = time.monotonic()
-        with self._lock:
-            if len(self._failed) > _CACHE_SWEEP_SIZE:
-                self._failed = {k: t for k, t in self._failed.items() if t > now}
-            for href in hrefs:
-                if not auth.is_api_url(href):
-                    continue
-                key = _cache_key(href, auth)
-                if (key in self._pending or self._failed.get(key, 0.0) > now
-                        or _cached_url(href, auth, min_validity) is not None):
-                    continue
-                self._pending.add(key)
-                self._queue.append((key, href, auth, min_validity))
-                queued += 1
-            grow = self._reserve_thread()
-        if grow:
-            self._start_thread()
-        return queued
-
-    def _reserve_thread(self) -> bool:
-        """Whether to start one more thread: hrefs wait, none idle, below the limit (locked)."""
-        if (self._threads < PREFETCH_CONCURRENCY
-                and self._threads - self._busy < len(self._queue)):
-            self._threads += 1
-            return True
-        return False
-
-    def _start_thread(self) -> None:
-        threading.Thread(target=self._work, name="ag-prefetch", daemon=True).start()
-
-    def _work(self) -> None:
-        while True:
-            with self._lock:
-                if not self._queue:
-                    self._threads -= 1
-                    return
-                key, href, auth, min_validity = self._queue.popleft()
-                self._busy += 1
-                grow = self._reserve_thread()
-            if grow:
-                # The pool grows from its own threads, one by one: the reader that submitted
-                # the hrefs started one thread, not sixteen, before asking for its own URL.
-                self._start_thread()
-            try:
-                # Not waiting for an href another thread is resolving (a read): the slot
-                # goes to the next href instead; the read's request serves everyone.
-                _resolve_api(href, auth, min_validity, RESOLVE_TIMEOUT, wait=False)
-            except Exception as err:  # the read that needs it resolves again and reports
-                log.debug("prefetch of %s failed: %s", redact(href), redact(str(err)))
-                with self._lock:
-                    self._failed[key] = time.monotonic() + _FAILED_PAUSE
-            finally:
-                with self._lock:
-                    self._busy -= 1
-                    self._pending.discard(key)
+def _new_prefetcher() -> Prefetcher:
+    # The limit is read at each use, so that setting PREFETCH_CONCURRENCY takes effect.
+    return Prefetcher(_prefetch_one, limit=lambda: PREFETCH_CONCURRENCY)
 
 
-_prefetcher = _Prefetcher()
+_prefetcher = _new_prefetcher()
