@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "API_POOL_SIZE",
+    "MAX_WORKERS_LIMIT",
     "DEFAULT_EXPIRY",
     "PREFETCH_CONCURRENCY",
     "RESOLVE_TIMEOUT",
@@ -79,6 +80,11 @@ PREFETCH_CONCURRENCY = 16
 #: download's resolves ahead and its transfers, or :func:`resolve_many` / ``ag.sign``: up to
 #: :data:`PREFETCH_CONCURRENCY` each.
 API_POOL_SIZE = 4 * PREFETCH_CONCURRENCY
+#: The most threads :func:`resolve_many` uses, whatever ``max_workers`` says: half the
+#: pool, the other half being for the background prefetch and the reads beside it. More
+#: threads would open connections the pool cannot keep (urllib3 discards them, with a log
+#: line, and the next request pays for a new one).
+MAX_WORKERS_LIMIT = API_POOL_SIZE // 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -340,7 +346,8 @@ def resolve_many(
     Args:
         hrefs: Asset hrefs (duplicates are resolved once).
         auth: The authorisation; default as in :func:`resolve`.
-        max_workers: Redirect requests in flight at most; default :data:`PREFETCH_CONCURRENCY`.
+        max_workers: Redirect requests in flight at most; default :data:`PREFETCH_CONCURRENCY`,
+            at most :data:`MAX_WORKERS_LIMIT` (32).
         min_validity: As in :func:`resolve`.
         timeout: Seconds each :func:`resolve` may take at most; default
             :data:`RESOLVE_TIMEOUT`.
@@ -386,7 +393,7 @@ def resolve_many(
             todo.append(href)
     if todo:
         one = functools.partial(resolve, auth=auth, min_validity=min_validity, timeout=timeout)
-        found.update(side_by_side(one, todo, max_workers))
+        found.update(side_by_side(one, todo, min(max_workers, MAX_WORKERS_LIMIT)))
     return {href: found[href] for href in unique}
 
 

@@ -84,6 +84,20 @@ def test_a_sixteen_way_resolve(slow: Emulator, tmp_path: Path,
 
 
 @pytest.mark.timeout(120)
+def test_a_resolve_asking_for_more_threads_than_the_pool_keeps(
+        slow: Emulator, tmp_path: Path, pool_log: pytest.LogCaptureFixture) -> None:
+    items = items_of(slow, tmp_path)
+    hrefs = [i.assets[k].href for i in items for k in ("band0", "band1", "band2", "band3")]
+    assert len(hrefs) > presigned.API_POOL_SIZE
+    auth = ag.AxelGlobeAuth(**slow.settings_kwargs(), cache_dir=tmp_path)
+    # a load prefetching in the background on the same session meanwhile
+    presigned.prefetch([i.assets["band4"].href for i in items], auth=auth)
+    urls = presigned.resolve_many(hrefs, auth=auth, max_workers=len(hrefs))
+    assert len(urls) == len(hrefs)
+    assert discarded(pool_log) == []
+
+
+@pytest.mark.timeout(120)
 def test_a_sixteen_way_download_beside_a_background_prefetch(
         slow: Emulator, tmp_path: Path, pool_log: pytest.LogCaptureFixture) -> None:
     items = items_of(slow, tmp_path)
