@@ -41,7 +41,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import requests
 
 from ._dialect import check_limit, is_search, searched_capture_id, to_axelglobe_params
-from ._stac_io import _next_link, complete_conformance
+from ._paging import _next_link
+from ._stac_io import complete_conformance
 from .errors import InvalidQueryError
 from .extension import carry_capture_id
 

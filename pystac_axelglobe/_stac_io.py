@@ -44,7 +44,6 @@ from urllib3.util.retry import Retry
 
 from ._dialect import is_search, to_axelglobe_params
 from ._http import mount
-from ._paging import _next_link as _next_link  # moved to _paging; still importable from here
 from ._paging import walk
 from ._retry import search_retry
 from ._stac_errors import not_json
