@@ -151,7 +151,8 @@ def load(
             :data:`CAPTURE_WINDOW` seconds are one capture (``capture_id`` ``""``). Or
             anything :func:`odc.stac.load` takes (``"time"``, ``"solar_day"``, ``"id"``, a
             property name, a callable).
-        chunks: dask chunks, e.g. ``{}`` or ``{"x": 2048, "y": 2048}``; ``None`` loads now.
+        chunks: dask chunks, e.g. ``{}`` or ``{"x": 2048, "y": 2048}``; ``None`` loads now,
+            as many chunks at once as dask's thread count (``pool=None``: one at a time).
         auth: the :class:`~pystac_axelglobe.auth.AxelGlobeAuth` to use. Default: one built
             from the ``AXELGLOBE_*`` environment.
         share_token: with a ``distributed`` client active, hand the token (never the
