@@ -1,7 +1,8 @@
 """Scripted servers on 127.0.0.1 for the tests whose API, storage or token endpoint misbehaves.
 
-- :class:`FakeAPI`: a STAC API (``http.server``) that answers each GET with the route of its
-  last path segment (``""`` for the root, ``"search"``, ...) and counts what it receives.
+- :class:`FakeAPI`: a STAC API (``http.server``) that answers each GET (and POST, if asked)
+  with the route of its last path segment (``""`` for the root, ``"search"``, ...) and counts
+  what it receives.
   :func:`landing`, :func:`item` and :func:`page` build its answers; :func:`silent` and
   :func:`trickle` are routes that never finish answering.
 - :class:`RawServer`: a server at the socket level, for answers ``http.server`` cannot give
@@ -46,6 +47,14 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         self.server.dispatch(self)
 
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        if not self.server.post:  # http.server's own answer to a method it does not serve
+            self.send_error(501, f"Unsupported method ({self.command!r})")
+            return
+        # read, then dropped: the connection stays usable for the next request
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.dispatch(self)
+
     def answer(self, status: int, body: bytes, content_type: str = "application/json",
                headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
@@ -79,16 +88,19 @@ class FakeAPI(ThreadingHTTPServer):
     """A scripted STAC API at ``url`` (``http://127.0.0.1:PORT/stac``).
 
     ``routes`` maps the last path segment of a GET to the route that answers it; the root
-    answers :func:`landing` unless routed, anything else unrouted a 404. Kept, for the
-    test's assertions: ``hits`` (requests per route), ``seen`` (route, query and headers of
-    each request), ``asked`` (the ``?page=`` of each search, in order: 1 without one),
-    ``in_flight`` and ``most_in_flight`` (requests being answered now, and at most).
+    answers :func:`landing` unless routed, anything else unrouted a 404. A POST gets
+    http.server's 501, or with ``post=True`` the same route as a GET (its body dropped;
+    ``h.command`` tells them apart). Kept, for the test's assertions: ``hits`` (requests per
+    route), ``seen`` (route, query and headers of each request), ``asked`` (the ``?page=`` of
+    each search, in order: 1 without one), ``in_flight`` and ``most_in_flight`` (requests
+    being answered now, and at most).
     """
 
     daemon_threads = True
 
-    def __init__(self, routes: dict[str, Route] | None = None) -> None:
+    def __init__(self, routes: dict[str, Route] | None = None, post: bool = False) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
+        self.post = post
         self.url = f"http://127.0.0.1:{self.server_address[1]}/stac"
         self.routes: dict[str, Route] = {"": lambda h, n: h.json(landing(self.url)),
                                          **(routes or {})}

@@ -7,11 +7,9 @@ lines for a usage error, exit 2; alone otherwise, exit 1), never a traceback.
 
 from __future__ import annotations
 
-import http.server
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +18,7 @@ from click.testing import CliRunner, Result
 
 from pystac_axelglobe.cli import MAX_ERROR_LENGTH, cli
 from pystac_axelglobe.emulator import Emulator
+from tests.fake_api import FakeAPI
 
 NOTHING_SENT = {"token_requests": 0, "api_requests": 0, "storage_requests": 0}
 
@@ -147,49 +146,20 @@ def test_a_deeply_nested_items_file_as_a_subprocess(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------- bad servers
 
 
-class _Pages(http.server.BaseHTTPRequestHandler):
-    """An "API" that answers every GET with the same page (set on the server)."""
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        server = self.server
-        assert isinstance(server, _PageServer)
-        server.hits += 1
-        self.send_response(server.status)
-        self.send_header("Content-Type", server.content_type)
-        self.send_header("Content-Length", str(len(server.body)))
-        self.end_headers()
-        self.wfile.write(server.body)
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        pass
-
-
-class _PageServer(http.server.ThreadingHTTPServer):
-    hits = 0
-    status = 200
-    content_type = "text/html"
-    body = b""
-
-
 @pytest.fixture
-def bad_api(emulator_env: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[_PageServer]:
-    """AXELGLOBE_API_URL on a server answering what the test sets; tokens from the emulator."""
-    server = _PageServer(("127.0.0.1", 0), _Pages)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("AXELGLOBE_API_URL",
-                       f"http://127.0.0.1:{server.server_address[1]}/stac/v1")
-    yield server
-    server.shutdown()
-    server.server_close()
+def bad_api(emulator_env: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAPI]:
+    """AXELGLOBE_API_URL on a server whose landing page the test routes; tokens: the emulator's."""
+    with FakeAPI() as server:
+        monkeypatch.setenv("AXELGLOBE_API_URL", server.url)
+        yield server
 
 
 @pytest.mark.parametrize("command", [["collections"], ["search", "--capture-id", "x"],
                                      ["download", "--capture-id", "x"]])
-def test_an_html_landing_page_is_one_error_line(bad_api: _PageServer, emulator_env: Emulator,
+def test_an_html_landing_page_is_one_error_line(bad_api: FakeAPI, emulator_env: Emulator,
                                                 tmp_path: Path, command: list[str]) -> None:
-    bad_api.body = b"<!DOCTYPE html><html><body><h1>Sign in to Wi-Fi</h1></body></html>"
+    html = b"<!DOCTYPE html><html><body><h1>Sign in to Wi-Fi</h1></body></html>"
+    bad_api.routes[""] = lambda h, n: h.answer(200, html, "text/html")
     args = [*command, "--dir", str(tmp_path)] if command[0] == "download" else command
 
     result, sent = invoke_counting(emulator_env, args)
@@ -197,7 +167,7 @@ def test_an_html_landing_page_is_one_error_line(bad_api: _PageServer, emulator_e
     assert result.exit_code == 1, result.output
     [line] = result.stderr.strip().splitlines()  # one line, nothing else
     assert line.startswith("Error: ") and "<" not in line
-    assert bad_api.hits == 1  # the landing page, once: nothing more was tried
+    assert bad_api.hits.total() == 1  # the landing page, once: nothing more was tried
     assert sent["token_requests"] <= 1 and sent["storage_requests"] == 0
 
 
@@ -209,8 +179,8 @@ def test_an_html_landing_page_is_one_error_line(bad_api: _PageServer, emulator_e
     (200, "application/json", b'{"type": "Catalog", "id": '),
 ])
 def test_a_server_error_page_is_one_short_error_line(
-        bad_api: _PageServer, status: int, content_type: str, body: bytes) -> None:
-    bad_api.status, bad_api.content_type, bad_api.body = status, content_type, body
+        bad_api: FakeAPI, status: int, content_type: str, body: bytes) -> None:
+    bad_api.routes[""] = lambda h, n: h.answer(status, body, content_type)
 
     result = CliRunner().invoke(cli, ["collections"])
 

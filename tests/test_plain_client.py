@@ -7,7 +7,6 @@ scenarios and their expected item sets come from ``test_search_scenarios.py`` (i
 
 from __future__ import annotations
 
-import http.server
 import json
 import math
 import threading
@@ -29,6 +28,8 @@ from pystac_client.warnings import DoesNotConformTo, PystacClientWarning
 import pystac_axelglobe as ag
 from pystac_axelglobe import filters
 from pystac_axelglobe.emulator import Emulator
+from tests.fake_api import FakeAPI, Handler, asked_page, landing
+from tests.fake_api import page as page_of
 from tests.test_search_scenarios import (
     GUIDE_BBOX,
     GUIDE_BBOX_LITERAL,
@@ -460,68 +461,48 @@ def test_requests_elsewhere_are_left_alone(emulator: Emulator) -> None:
 # --- next links as other servers may write them -----------------------------------------------
 
 
-class _Pages(http.server.BaseHTTPRequestHandler):
-    """A STAC API whose next links are written per ``server.next_link(query)``."""
+CONFORMS = ["https://api.stacspec.org/v1.0.0/core",
+            "https://api.stacspec.org/v1.0.0/item-search",
+            "https://api.stacspec.org/v1.0.0-rc.2/item-search#filter"]
 
-    def log_message(self, *args: Any) -> None:
-        pass
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        server: Any = self.server
-        parts = urlsplit(self.path)
-        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        server.seen.append((self.command, parts.path, query))
-        if not parts.path.endswith("/search"):
-            body: dict[str, Any] = {
-                "type": "Catalog", "id": "x", "stac_version": "1.0.0", "description": "x",
-                "conformsTo": ["https://api.stacspec.org/v1.0.0/core",
-                               "https://api.stacspec.org/v1.0.0/item-search",
-                               "https://api.stacspec.org/v1.0.0-rc.2/item-search#filter"],
-                "links": [{"rel": "search", "href": f"{server.url}/search",
-                           "type": "application/geo+json", "method": "GET"}]}
-        else:
-            page = int(query.get("page", 1))
-            item: dict[str, Any] = {
-                "type": "Feature", "stac_version": "1.0.0", "id": f"item-{page}",
-                "geometry": None, "properties": {"datetime": "2021-05-01T00:00:00Z"},
-                "links": [], "assets": {}}
-            link = server.next_link(query) if page < 3 else None
-            body = {"type": "FeatureCollection", "features": [item],
-                    "links": [link] if link else []}
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+class _Pages(FakeAPI):
+    """Pages of ``item-1``, ``item-2``, ``item-3``, linked by what ``next_link(query)`` writes.
 
-    do_POST = do_GET  # noqa: N815
+    A POST is answered as a GET; ``searches`` keeps each search's method and query.
+    """
+
+    def __init__(self) -> None:
+        super().__init__({"": self._landing, "search": self._search}, post=True)
+        self.next_link: Callable[[dict[str, str]], dict[str, Any] | None] = lambda q: None
+        self.searches: list[tuple[str, dict[str, str]]] = []
+
+    def _landing(self, h: Handler, n: int) -> None:
+        h.json({**landing(self.url), "conformsTo": CONFORMS})
+
+    def _search(self, h: Handler, n: int) -> None:
+        query = {k: v[0] for k, v in parse_qs(urlsplit(h.path).query).items()}
+        self.searches.append((h.command, query))
+        number = asked_page(h)
+        link = self.next_link(query) if number < 3 else None
+        h.json({**page_of(self.url, [number]), "links": [link] if link else []})
 
 
 @pytest.fixture
-def pages_server(emulator: Emulator) -> Iterator[Any]:
-    server: Any = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
-    server.url = f"http://127.0.0.1:{server.server_address[1]}/api"
-    server.seen = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+def pages_server() -> Iterator[_Pages]:
+    with _Pages() as server:
+        yield server
 
 
-def _open_on(server: Any, emu: Emulator, tmp_path: Path) -> pystac_client.Client:
-    auth = ag.AxelGlobeAuth(**{**emu.settings_kwargs(), "api_url": server.url},
-                            cache_dir=tmp_path)  # the emulator's tokens, this server's API
+def _open_on(server: _Pages, emu: Emulator, tmp_path: Path) -> pystac_client.Client:
+    # the emulator's tokens, this server's API
+    settings: dict[str, Any] = {**emu.settings_kwargs(), "api_url": server.url}
+    auth = ag.AxelGlobeAuth(**settings, cache_dir=tmp_path)
     return pystac_client.Client.open(server.url, request_modifier=auth)
 
 
-def _searches(server: Any) -> list[tuple[str, dict[str, str]]]:
-    return [(m, q) for m, path, q in server.seen if path.endswith("/search")]
-
-
 def test_a_post_next_link_with_a_body_is_merged_into_the_query(
-        pages_server: Any, emulator: Emulator, tmp_path: Path) -> None:
+        pages_server: _Pages, emulator: Emulator, tmp_path: Path) -> None:
     # The STAC API way: a POST link with a body to merge. Its parameters win, as in ag.open().
     pages_server.next_link = lambda q: {
         "rel": "next", "href": "search", "method": "POST", "merge": True,  # relative
@@ -530,7 +511,7 @@ def test_a_post_next_link_with_a_body_is_merged_into_the_query(
     ids = [i.id for i in client.search(collections=["grus-1"], limit=2,
                                        filter="eo:cloud_cover <= 30").items()]
     assert ids == ["item-1", "item-2", "item-3"]
-    sent = _searches(pages_server)
+    sent = pages_server.searches
     assert [m for m, _ in sent] == ["GET"] * 3
     first = {"collections": "grus-1", "limit": "2", "filter": "eo:cloud_cover <= 30"}
     assert sent[0][1] == first
@@ -539,7 +520,7 @@ def test_a_post_next_link_with_a_body_is_merged_into_the_query(
 
 
 def test_a_page_linking_to_itself_ends_the_search(
-        pages_server: Any, emulator: Emulator, tmp_path: Path) -> None:
+        pages_server: _Pages, emulator: Emulator, tmp_path: Path) -> None:
     # pystac-client alone would request the same page forever.
     pages_server.next_link = lambda q: {
         "rel": "next", "href": f"{pages_server.url}/search?"
@@ -547,11 +528,11 @@ def test_a_page_linking_to_itself_ends_the_search(
     client = _open_on(pages_server, emulator, tmp_path)
     ids = [i.id for i in client.search(method="GET", limit=2).items()]
     assert ids == ["item-1"]
-    assert len(_searches(pages_server)) == 1
+    assert len(pages_server.searches) == 1
 
 
 def test_a_next_link_to_a_local_file_is_refused(
-        pages_server: Any, emulator: Emulator, tmp_path: Path) -> None:
+        pages_server: _Pages, emulator: Emulator, tmp_path: Path) -> None:
     # pystac-client alone would try to open it from disk (it is "not a URL" to it).
     secret = tmp_path / "page.json"
     secret.write_text(json.dumps({"type": "FeatureCollection", "features": [], "links": []}))
