@@ -20,7 +20,8 @@ The policies are urllib3 ``Retry`` objects (backoff, ``Retry-After`` honoured), 
 Each sleeps between attempts on the thread's watch (:func:`._deadline.sleep`), not with
 ``time.sleep``: a request given up (:meth:`._deadline.Watch.cancel`, e.g. a page fetched
 ahead for a search broken off) or past its :func:`._deadline.deadline` stops waiting at
-once, and is not tried again.
+once, and is not tried again. A policy the user passes (``ag.open(retry=...)``) is used as
+:func:`watched`: a copy that waits the same way, with all of the user's fields and overrides.
 
 Example:
     >>> 503 in search_retry().status_forcelist
@@ -31,11 +32,12 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import email.utils
 import math
 import time
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
@@ -173,6 +175,63 @@ class AxelGlobeRetry(WatchedRetry):
             if wait is not None and wait > RESTRICTION_THRESHOLD:
                 raise MaxRetryError(_pool, url or "", ResponseError(f"Retry-After {wait:g}s"))
         return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+_R = TypeVar("_R")
+
+
+def watched(retry: _R) -> _R:
+    """``retry`` as a :class:`WatchedRetry`: a copy whose waits end when its request is given up.
+
+    A user's ``Retry`` (any subclass) sleeps with ``time.sleep``: a cancel (a page fetched
+    ahead for a search broken off) could not cut its backoff or ``Retry-After`` short. The
+    copy's class derives from the user's class first, then :class:`WatchedRetry`: every
+    field and override of the user's still applies (an own ``sleep()`` too, watched only if
+    it calls ``super().sleep()``), and ``new()``/``increment()`` keep that class. The user's
+    object is left as it is. A policy of the package (already watched), an ``int``, ``None``
+    or ``False`` is returned as it is: it keeps its meaning.
+
+    Example:
+        >>> policy = Retry(total=3, status_forcelist=[503])
+        >>> used = watched(policy)
+        >>> isinstance(used, WatchedRetry), used.total, type(policy).__name__
+        (True, 3, 'Retry')
+        >>> watched(3)
+        3
+    """
+    if not isinstance(retry, Retry) or isinstance(retry, WatchedRetry):
+        return retry
+    clone: Retry = copy.copy(retry)
+    clone.__class__ = _watched_class(type(clone))
+    return cast(_R, clone)
+
+
+#: The watched class of each user class met (one each, as a class statement would make;
+#: at most :data:`_WATCHED_KEPT`, for classes made anew on each call).
+#: ``(Retry, WatchedRetry)`` has no consistent MRO: a plain ``Retry`` becomes a WatchedRetry.
+_WATCHED: dict[type[Retry], type[Retry]] = {Retry: WatchedRetry}
+_WATCHED_KEPT = 64
+
+
+def _watched_class(cls: type[Retry]) -> type[Retry]:
+    found = _WATCHED.get(cls)
+    if found is None:
+        found = type(f"Watched{cls.__name__}", (cls, WatchedRetry),
+                     {"__module__": __name__, "__doc__": cls.__doc__, "__reduce__": _reduce})
+        if len(_WATCHED) < _WATCHED_KEPT:  # two threads may both make one: the first is kept
+            found = _WATCHED.setdefault(cls, found)
+    return found
+
+
+def _reduce(self: Retry) -> tuple[Any, ...]:
+    # A class made at run time cannot be pickled by its name: rebuild it from the user's.
+    return _rewatch, (type(self).__bases__[0], dict(vars(self)))
+
+
+def _rewatch(cls: type[Retry], fields: dict[str, Any]) -> Retry:
+    plain = cls.__new__(cls)
+    vars(plain).update(fields)
+    return watched(plain)
 
 
 _T = TypeVar("_T", bound="_TokenRetry")
@@ -343,5 +402,6 @@ __all__ = [
     "restriction_until",
     "search_retry",
     "token_retry",
+    "watched",
     "with_deadline",
 ]
