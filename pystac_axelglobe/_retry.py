@@ -20,8 +20,8 @@ The policies are urllib3 ``Retry`` objects (backoff, ``Retry-After`` honoured), 
 Each sleeps between attempts on the thread's watch (:func:`._deadline.sleep`), not with
 ``time.sleep``: a request given up (:meth:`._deadline.Watch.cancel`, e.g. a page fetched
 ahead for a search broken off) or past its :func:`._deadline.deadline` stops waiting at
-once, and is not tried again. A policy the user passes (``ag.open(retry=...)``) is used as
-:func:`watched`: a copy that waits the same way, with all of the user's fields and overrides.
+once, and is not tried again. A plain ``Retry`` the user passes (``ag.open(retry=...)``) is
+used as :func:`watched`: a copy with its fields that waits the same way.
 
 Example:
     >>> 503 in search_retry().status_forcelist
@@ -181,57 +181,28 @@ _R = TypeVar("_R")
 
 
 def watched(retry: _R) -> _R:
-    """``retry`` as a :class:`WatchedRetry`: a copy whose waits end when its request is given up.
+    """A user's plain urllib3 ``Retry`` as a :class:`WatchedRetry` copy; anything else as is.
 
-    A user's ``Retry`` (any subclass) sleeps with ``time.sleep``: a cancel (a page fetched
-    ahead for a search broken off) could not cut its backoff or ``Retry-After`` short. The
-    copy's class derives from the user's class first, then :class:`WatchedRetry`: every
-    field and override of the user's still applies (an own ``sleep()`` too, watched only if
-    it calls ``super().sleep()``), and ``new()``/``increment()`` keep that class. The user's
-    object is left as it is. A policy of the package (already watched), an ``int``, ``None``
-    or ``False`` is returned as it is: it keeps its meaning.
+    A plain ``Retry`` sleeps with ``time.sleep``: a cancel (a page fetched ahead for a search
+    broken off) could not cut its backoff or ``Retry-After`` short. The copy has the same
+    fields and waits on the thread's watch; the user's object is left as it is. A subclass
+    of the user's is used as it is (its overrides are its own, its sleep too), and so are a
+    policy of the package (already watched), an ``int``, ``None`` and ``False``.
 
     Example:
         >>> policy = Retry(total=3, status_forcelist=[503])
         >>> used = watched(policy)
-        >>> isinstance(used, WatchedRetry), used.total, type(policy).__name__
-        (True, 3, 'Retry')
+        >>> type(used).__name__, used.total, type(policy).__name__
+        ('WatchedRetry', 3, 'Retry')
         >>> watched(3)
         3
     """
-    if not isinstance(retry, Retry) or isinstance(retry, WatchedRetry):
+    if type(retry) is not Retry:
         return retry
-    clone: Retry = copy.copy(retry)
-    clone.__class__ = _watched_class(type(clone))
+    clone: Any = copy.copy(retry)
+    # WatchedRetry only adds a sleep() to Retry: the same fields, the same state.
+    clone.__class__ = WatchedRetry
     return cast(_R, clone)
-
-
-#: The watched class of each user class met (one each, as a class statement would make;
-#: at most :data:`_WATCHED_KEPT`, for classes made anew on each call).
-#: ``(Retry, WatchedRetry)`` has no consistent MRO: a plain ``Retry`` becomes a WatchedRetry.
-_WATCHED: dict[type[Retry], type[Retry]] = {Retry: WatchedRetry}
-_WATCHED_KEPT = 64
-
-
-def _watched_class(cls: type[Retry]) -> type[Retry]:
-    found = _WATCHED.get(cls)
-    if found is None:
-        found = type(f"Watched{cls.__name__}", (cls, WatchedRetry),
-                     {"__module__": __name__, "__doc__": cls.__doc__, "__reduce__": _reduce})
-        if len(_WATCHED) < _WATCHED_KEPT:  # two threads may both make one: the first is kept
-            found = _WATCHED.setdefault(cls, found)
-    return found
-
-
-def _reduce(self: Retry) -> tuple[Any, ...]:
-    # A class made at run time cannot be pickled by its name: rebuild it from the user's.
-    return _rewatch, (type(self).__bases__[0], dict(vars(self)))
-
-
-def _rewatch(cls: type[Retry], fields: dict[str, Any]) -> Retry:
-    plain = cls.__new__(cls)
-    vars(plain).update(fields)
-    return watched(plain)
 
 
 _T = TypeVar("_T", bound="_TokenRetry")

@@ -165,7 +165,7 @@ class AxelGlobeStacApiIO(StacApiIO):
     Args:
         auth: attaches the bearer token (``session.auth``); an :class:`AxelGlobeAuth`.
         retry: the retry policy; default :func:`~pystac_axelglobe._retry.search_retry`.
-            A urllib3 ``Retry`` of the user's is used as
+            A plain urllib3 ``Retry`` of the user's is used as
             :func:`~pystac_axelglobe._retry.watched` (a copy; the object given is unchanged).
         headers, parameters, request_modifier: as for ``StacApiIO``.
         timeout: seconds, or ``(connect, read)``; default :data:`DEFAULT_TIMEOUT`. Never None.
