@@ -20,7 +20,8 @@ The policies are urllib3 ``Retry`` objects (backoff, ``Retry-After`` honoured), 
 Each sleeps between attempts on the thread's watch (:func:`._deadline.sleep`), not with
 ``time.sleep``: a request given up (:meth:`._deadline.Watch.cancel`, e.g. a page fetched
 ahead for a search broken off) or past its :func:`._deadline.deadline` stops waiting at
-once, and is not tried again.
+once, and is not tried again. A plain ``Retry`` the user passes (``ag.open(retry=...)``) is
+used as :func:`watched`: a copy with its fields that waits the same way.
 
 Example:
     >>> 503 in search_retry().status_forcelist
@@ -31,11 +32,12 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import email.utils
 import math
 import time
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
@@ -173,6 +175,34 @@ class AxelGlobeRetry(WatchedRetry):
             if wait is not None and wait > RESTRICTION_THRESHOLD:
                 raise MaxRetryError(_pool, url or "", ResponseError(f"Retry-After {wait:g}s"))
         return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+_R = TypeVar("_R")
+
+
+def watched(retry: _R) -> _R:
+    """A user's plain urllib3 ``Retry`` as a :class:`WatchedRetry` copy; anything else as is.
+
+    A plain ``Retry`` sleeps with ``time.sleep``: a cancel (a page fetched ahead for a search
+    broken off) could not cut its backoff or ``Retry-After`` short. The copy has the same
+    fields and waits on the thread's watch; the user's object is left as it is. A subclass
+    of the user's is used as it is (its overrides are its own, its sleep too), and so are a
+    policy of the package (already watched), an ``int``, ``None`` and ``False``.
+
+    Example:
+        >>> policy = Retry(total=3, status_forcelist=[503])
+        >>> used = watched(policy)
+        >>> type(used).__name__, used.total, type(policy).__name__
+        ('WatchedRetry', 3, 'Retry')
+        >>> watched(3)
+        3
+    """
+    if type(retry) is not Retry:
+        return retry
+    clone: Any = copy.copy(retry)
+    # WatchedRetry only adds a sleep() to Retry: the same fields, the same state.
+    clone.__class__ = WatchedRetry
+    return cast(_R, clone)
 
 
 _T = TypeVar("_T", bound="_TokenRetry")
@@ -343,5 +373,6 @@ __all__ = [
     "restriction_until",
     "search_retry",
     "token_retry",
+    "watched",
     "with_deadline",
 ]

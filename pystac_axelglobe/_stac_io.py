@@ -45,7 +45,7 @@ from urllib3.util.retry import Retry
 from ._dialect import is_search, to_axelglobe_params
 from ._http import mount
 from ._paging import walk
-from ._retry import search_retry
+from ._retry import search_retry, watched
 from ._stac_errors import not_json
 from ._stac_request import BoundedRequest
 from .errors import ConfigurationError
@@ -165,6 +165,8 @@ class AxelGlobeStacApiIO(StacApiIO):
     Args:
         auth: attaches the bearer token (``session.auth``); an :class:`AxelGlobeAuth`.
         retry: the retry policy; default :func:`~pystac_axelglobe._retry.search_retry`.
+            A plain urllib3 ``Retry`` of the user's is used as
+            :func:`~pystac_axelglobe._retry.watched` (a copy; the object given is unchanged).
         headers, parameters, request_modifier: as for ``StacApiIO``.
         timeout: seconds, or ``(connect, read)``; default :data:`DEFAULT_TIMEOUT`. Never None.
         deadline: seconds a whole response body may take; default :data:`DEFAULT_DEADLINE`.
@@ -197,7 +199,9 @@ class AxelGlobeStacApiIO(StacApiIO):
         max_pages: int | None = None,
         prefetch_pages: int | None = None,
     ) -> None:
-        self.retry = retry if retry is not None else search_retry()
+        # The user's policy as a watched copy: its waits end when a page fetched ahead is
+        # given up (a search broken off), as the package's own policies' do.
+        self.retry = watched(retry) if retry is not None else search_retry()
         self.prefetch_pages: int = check_prefetch_pages(prefetch_pages)
         self.deadline: float = _check_bound(deadline, "deadline", DEFAULT_DEADLINE)
         self.max_pages: int = _check_bound(max_pages, "max_pages", DEFAULT_MAX_PAGES,

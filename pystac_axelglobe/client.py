@@ -271,7 +271,9 @@ def open(  # noqa: A001 - the public name, like pystac_client.Client.open
         token_url: overrides ``AXELGLOBE_TOKEN_URL``.
         audience: overrides ``AXELGLOBE_AUDIENCE``.
         cache_dir: the token cache folder; overrides ``AXELGLOBE_CACHE_DIR``.
-        retry: a urllib3 ``Retry`` policy instead of :func:`default_retry`.
+        retry: a urllib3 ``Retry`` policy instead of :func:`default_retry`. A plain one is
+            used as a copy whose waits a search broken off cuts short (the object is not
+            changed); a subclass of yours, as it is.
         timeout: seconds, or ``(connect, read)`` seconds, for every request; default
             :data:`DEFAULT_TIMEOUT` ``(10, 15)``. There is no "no timeout".
         deadline: seconds a whole response body may take to arrive; default

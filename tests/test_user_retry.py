@@ -1,0 +1,156 @@
+"""A retry policy the user passes to ``ag.open(retry=...)`` governs, and a cancel still cuts it.
+
+The package's own policies wait between attempts on the thread's watch
+(:class:`~pystac_axelglobe._retry.WatchedRetry`), so a page fetched ahead for a search that
+was broken off stops waiting at once. A user's plain urllib3 ``Retry`` would ``time.sleep``
+its whole backoff or ``Retry-After`` instead: ``ag.open`` uses a watched copy of it, with the
+user's fields, and leaves the user's object as it was (a subclass of the user's is used as
+it is). Against the
+:class:`~tests.test_backoff_cancel.Busy` server on 127.0.0.1 (503 with ``Retry-After``,
+every request counted).
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import threading
+import time
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import Any
+
+import pystac_client
+import pytest
+from urllib3.util.retry import Retry
+
+import pystac_axelglobe as ag
+from pystac_axelglobe import _paging
+from pystac_axelglobe._retry import WatchedRetry, search_retry, watched
+from pystac_axelglobe._stac_io import AxelGlobeStacApiIO
+from pystac_axelglobe.emulator import Emulator
+from pystac_axelglobe.errors import APIRequestError
+from tests.test_backoff_cancel import Busy
+
+
+@pytest.fixture
+def opened(emulator: Emulator, tmp_path: Path) -> Callable[..., pystac_client.Client]:
+    """``ag.open()`` on a :class:`Busy` server, emulator tokens."""
+    def make(server: Busy, **kwargs: Any) -> pystac_client.Client:
+        return ag.open(**{**emulator.settings_kwargs(), "api_url": server.url,
+                          "cache_dir": tmp_path, **kwargs})
+    return make
+
+
+class Mine(Retry):
+    """A user's own subclass."""
+
+
+def _pool_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("axelglobe-pages")]
+
+
+def _user_policy() -> Retry:
+    return Retry(total=3, status_forcelist=[503], respect_retry_after_header=True)
+
+
+# --- a cancel cuts the user's wait short ------------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+def test_a_search_broken_off_lets_go_of_a_page_waiting_out_the_users_retry_after(
+        opened: Callable[..., pystac_client.Client], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_paging, "SETTLE_SECONDS", 30.0)  # a broken-off search never waits
+    with Busy() as server:
+        server.busy = 0  # page 1 answers; the pages fetched ahead are told to come back in 20 s
+        client = opened(server, prefetch_pages=3, retry=_user_policy())
+        pages = client.search().pages_as_dicts()
+        assert isinstance(pages, Generator)
+        assert len(next(pages)["features"]) == 2
+        server.busy = math.inf
+        server.wait_for("page 2")
+        pages.close()  # what a `break` out of the loop does
+        end = time.monotonic() + 2
+        while _pool_threads() and time.monotonic() < end:
+            time.sleep(0.02)
+        assert not _pool_threads(), "a page thread sat out the user's Retry-After"
+        time.sleep(0.3)
+        assert server.count("page 2") == 1, server.asked  # not tried again
+
+
+def test_a_users_own_subclass_is_used_as_it_is() -> None:
+    # Its overrides are the user's, its sleep too: nothing of it is replaced.
+    mine = Mine(total=4, status_forcelist=[503])
+    assert watched(mine) is mine
+    assert AxelGlobeStacApiIO(retry=mine).retry is mine
+
+
+# --- the user's policy still governs ----------------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+def test_the_users_counts_and_overrides_decide_the_attempts(
+        opened: Callable[..., pystac_client.Client]) -> None:
+    waits: list[float | None] = []
+
+    class Capped(Retry):
+        """A user's policy that waits at most 0.1 s, whatever the server says."""
+
+        def get_retry_after(self, response: Any) -> float | None:
+            wait = super().get_retry_after(response)
+            waits.append(wait)
+            return None if wait is None else min(wait, 0.1)
+
+    mine = Capped(total=1, status_forcelist=[503], respect_retry_after_header=True)
+    with Busy() as server:  # every search page answers 503, Retry-After: 20
+        client = opened(server, retry=mine)
+        started = time.monotonic()
+        with pytest.raises(APIRequestError, match="503"):
+            next(client.search().items())
+    assert server.count("page 1") == 2, server.asked  # total=1: one retry, then it gives up
+    assert waits == [20.0]  # the override ran (once, before the retry)...
+    assert time.monotonic() - started < 15  # ...and its 0.1 s was waited, not the 20 s
+
+
+@pytest.mark.timeout(60)
+def test_the_users_policy_retries_a_busy_page_after_its_retry_after(
+        opened: Callable[..., pystac_client.Client]) -> None:
+    mine = _user_policy()
+    with Busy(busy=1, retry_after="1", last=2) as server:
+        ids = [item.id for item in opened(server, retry=mine).search().items()]
+    assert ids == ["item-10", "item-11", "item-20", "item-21"]
+    for page in ("page 1", "page 2"):
+        first, second = server.times(page)
+        assert second - first >= 0.9, server.asked
+
+
+# --- the user's object is left as it was ------------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+def test_the_users_retry_object_is_not_modified(
+        opened: Callable[..., pystac_client.Client]) -> None:
+    mine = _user_policy()
+    before = dict(vars(mine))
+    with Busy(busy=1, retry_after="1", last=2) as server:
+        items = list(opened(server, retry=mine).search().items())
+    assert len(items) == 4 and server.count("page 1") == 2  # retried under it
+    assert type(mine) is Retry
+    assert vars(mine) == before and mine.history == ()
+
+
+def test_ints_none_false_and_the_packages_own_policies_are_taken_as_they_are() -> None:
+    own = search_retry()
+    for value in (3, 0, None, False, own):
+        assert watched(value) is value
+
+
+def test_the_watched_copy_keeps_every_field_and_its_class_through_new_and_pickle() -> None:
+    plain = Retry(total=4, status_forcelist=[503], backoff_factor=0.5, raise_on_status=False)
+    copy = watched(plain)
+    assert type(copy) is WatchedRetry and type(plain) is Retry
+    assert copy is not plain and vars(copy) == vars(plain)
+    spent = copy.increment("GET", "/search", error=ConnectionError("dropped"))
+    assert type(spent) is WatchedRetry and spent.total == 3
+    back = pickle.loads(pickle.dumps(copy))
+    assert type(back) is WatchedRetry and vars(back) == vars(plain)
