@@ -367,10 +367,13 @@ def staged(folder: Path, name: str) -> int | None:
     if not found:
         return None
     (private,) = found
-    if name.endswith(".parquet"):
-        return sum(int(pa.ipc.open_file(part).read_all().num_rows)
-                   for part in private.glob("parts/*.arrow"))
-    text = (private / name).read_text()
+    try:
+        if name.endswith(".parquet"):
+            return sum(int(pa.ipc.open_file(part).read_all().num_rows)
+                       for part in private.glob("parts/*.arrow"))
+        text = (private / name).read_text()
+    except FileNotFoundError:  # removed meanwhile: the save failed and cleaned up after it
+        return None
     return text.count('"id": "item-') if name.endswith(".json") else len(text.splitlines())
 
 
