@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    import pystac_client
+
     from pystac_axelglobe.emulator import Emulator
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -55,6 +57,20 @@ def emulator_env(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulato
         if name != "AXELGLOBE_CACHE_DIR":
             monkeypatch.setenv(name, value)
     return emulator
+
+
+@pytest.fixture
+def opened(emulator: Emulator, tmp_path: Path) -> Callable[..., pystac_client.Client]:
+    """``opened(server, **kwargs)``: ``ag.open()`` on a fake API at ``server.url``.
+
+    With the session emulator's credentials and token endpoint (fake APIs check no token).
+    """
+    import pystac_axelglobe as ag
+
+    def make(server: Any, **kwargs: Any) -> pystac_client.Client:
+        return ag.open(**{**emulator.settings_kwargs(), "api_url": server.url,
+                          "cache_dir": tmp_path, **kwargs})
+    return make
 
 
 @pytest.fixture

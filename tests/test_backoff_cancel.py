@@ -24,9 +24,7 @@ import pytest
 import requests
 from urllib3.util.retry import Retry
 
-import pystac_axelglobe as ag
 from pystac_axelglobe import _deadline, _paging, _retry
-from pystac_axelglobe.emulator import Emulator
 from pystac_axelglobe.errors import APIRequestError
 from pystac_axelglobe.settings import Settings
 from pystac_axelglobe.tokens import TokenProvider
@@ -136,15 +134,6 @@ def _landing(url: str) -> dict[str, Any]:
             "links": [{"rel": "self", "href": url}, {"rel": "root", "href": url},
                       {"rel": "search", "href": f"{url}/search", "method": "GET",
                        "type": "application/geo+json"}]}
-
-
-@pytest.fixture
-def opened(emulator: Emulator, tmp_path: Path) -> Callable[..., pystac_client.Client]:
-    """``ag.open()`` on a :class:`Busy` server (the real retry policy), emulator tokens."""
-    def make(server: Busy, **kwargs: Any) -> pystac_client.Client:
-        return ag.open(**{**emulator.settings_kwargs(), "api_url": server.url,
-                          "cache_dir": tmp_path, **kwargs})
-    return make
 
 
 def _session(policy: Retry) -> requests.Session:

@@ -17,29 +17,17 @@ import pickle
 import threading
 import time
 from collections.abc import Callable, Generator
-from pathlib import Path
 from typing import Any
 
 import pystac_client
 import pytest
 from urllib3.util.retry import Retry
 
-import pystac_axelglobe as ag
 from pystac_axelglobe import _paging
 from pystac_axelglobe._retry import WatchedRetry, search_retry, watched
 from pystac_axelglobe._stac_io import AxelGlobeStacApiIO
-from pystac_axelglobe.emulator import Emulator
 from pystac_axelglobe.errors import APIRequestError
 from tests.test_backoff_cancel import Busy
-
-
-@pytest.fixture
-def opened(emulator: Emulator, tmp_path: Path) -> Callable[..., pystac_client.Client]:
-    """``ag.open()`` on a :class:`Busy` server, emulator tokens."""
-    def make(server: Busy, **kwargs: Any) -> pystac_client.Client:
-        return ag.open(**{**emulator.settings_kwargs(), "api_url": server.url,
-                          "cache_dir": tmp_path, **kwargs})
-    return make
 
 
 class Mine(Retry):
