@@ -11,8 +11,7 @@ import logging
 import math
 import pickle
 import re
-import socketserver
-import threading
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import pystac_axelglobe as ag
 from pystac_axelglobe import _gdal
 from pystac_axelglobe.emulator import Emulator
 from pystac_axelglobe.errors import AssetError, ConfigurationError
+from tests.fake_api import Answer, RawServer, silent_socket
 
 JAPAN_CAPTURE = "52eZg9k7rPEyYQGX"  # 2x2 tiles, 2021-05-12 (see emulator/archive.py)
 SIGNATURE = re.compile(r"X-Amz-(Signature|Credential)=(?!REDACTED)")
@@ -159,69 +159,28 @@ def test_reading_env_keeps_bounds_and_drops_credentials() -> None:
 # ------------------------------------------------------------------------- hostile storage
 
 
-class HostileStorage:
-    """A storage origin on 127.0.0.1 that misbehaves after reading each request.
-
-    ``silent``: never answers. ``trickle``: answers headers (206 to a range), then one byte
-    per ``interval`` seconds. ``html``: answers 200 with an HTML page (a captive portal).
-    """
-
-    def __init__(self, mode: str, interval: float = 0.2) -> None:
-        self.mode, self.interval = mode, interval
-        self.connections = 0
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        owner = self
-
-        class Handler(socketserver.BaseRequestHandler):
-            def handle(self) -> None:
-                with owner._lock:
-                    owner.connections += 1
-                try:
-                    owner._serve(self.request)
-                except OSError:
-                    pass  # the client gave up: what the bounds are for
-
-        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._server.block_on_close = False
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def _serve(self, sock: Any) -> None:
-        request = b""
-        while b"\r\n\r\n" not in request:
-            chunk = sock.recv(4096)
-            if not chunk:
-                return
-            request += chunk
-        if self.mode == "silent":
-            self._stop.wait(120)
-        elif self.mode == "trickle":
-            # a 1 MB file: its size at once (GDAL's size probe stops after the headers),
-            # the bytes of any range slowly
-            wanted = re.search(rb"Range: bytes=(\d+)-(\d+)", request)
-            if wanted is None:
-                head = b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n"
-            else:
-                first, last = int(wanted[1]), min(int(wanted[2]), 999999)
-                head = (f"HTTP/1.1 206 Partial Content\r\nContent-Length: {last - first + 1}"
-                        f"\r\nContent-Range: bytes {first}-{last}/1000000\r\n\r\n").encode()
-            sock.sendall(head)
-            while not self._stop.wait(self.interval):
-                sock.sendall(b"\0")
+def trickling_file(interval: float) -> Answer:
+    """A 1 MB file: its size at once (GDAL's size probe stops after the headers), the bytes
+    of any range one per ``interval`` seconds."""
+    def answer(server: RawServer, sock: socket.socket, head: str) -> None:
+        wanted = re.search(r"Range: bytes=(\d+)-(\d+)", head)
+        if wanted is None:
+            status = "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n"
         else:
-            body = b"<html><body><h1>Welcome to the hotel network</h1></body></html>"
-            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: "
-                         + str(len(body)).encode() + b"\r\n\r\n" + body)
+            first, last = int(wanted[1]), min(int(wanted[2]), 999999)
+            status = (f"HTTP/1.1 206 Partial Content\r\nContent-Length: {last - first + 1}"
+                      f"\r\nContent-Range: bytes {first}-{last}/1000000\r\n\r\n")
+        sock.sendall(status.encode())
+        while not server.stop.wait(interval):
+            sock.sendall(b"\0")
+    return answer
 
-    def __enter__(self) -> HostileStorage:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._server.shutdown()
-        self._server.server_close()
+def captive_portal(server: RawServer, sock: socket.socket, head: str) -> None:
+    """A 200 with an HTML page, whatever was asked (a hotel network's login page)."""
+    body = b"<html><body><h1>Welcome to the hotel network</h1></body></html>"
+    sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: "
+                 + str(len(body)).encode() + b"\r\n\r\n" + body)
 
 
 @pytest.fixture
@@ -242,7 +201,7 @@ def redirected(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Emulator, list
 def test_silent_storage_fails_with_a_clear_error_within_the_default_bounds(
         redirected: tuple[Emulator, list[str]]) -> None:
     emu, target = redirected
-    with HostileStorage("silent") as storage:
+    with RawServer(silent_socket) as storage:
         target.append(storage.url)
         ds = ag.load(_capture(emu)[:1], bands=["red"], chunks={}, auth=_auth(emu))
 
@@ -254,7 +213,7 @@ def test_silent_storage_fails_with_a_clear_error_within_the_default_bounds(
     assert "under 1024 bytes/s for 10 s, 60 s per request, 10 s to connect" in message
     assert "GDAL_HTTP_TIMEOUT" in message  # says how to give a slow link more time
     assert not SIGNATURE.search(message)
-    assert storage.connections == 1  # no retry of a silent server, by GDAL or by us
+    assert len(storage.heads) == 1  # no retry of a silent server, by GDAL or by us
     assert emu.counters.redirects == 1  # and no fresh URL: it would wait just as long
 
 
@@ -262,7 +221,7 @@ def test_silent_storage_fails_with_a_clear_error_within_the_default_bounds(
 def test_trickling_storage_is_cut_by_the_low_speed_bound_one_connection_for_all_chunks(
         redirected: tuple[Emulator, list[str]]) -> None:
     emu, target = redirected
-    with HostileStorage("trickle", interval=0.2) as storage:
+    with RawServer(trickling_file(0.2)) as storage:
         target.append(storage.url)
         # 5 bytes/s is under the floor (1024 bytes/s) for the 1 s the user allows
         with rasterio.Env(GDAL_HTTP_LOW_SPEED_TIME=1):
@@ -277,14 +236,14 @@ def test_trickling_storage_is_cut_by_the_low_speed_bound_one_connection_for_all_
     assert "storage may be too slow; the bounds: under 1024 bytes/s for 1 s" in message
     # Four chunks of one file: per presigned URL one open (a size probe and a range), whose
     # failure the other chunks share instead of each trying again; one fresh URL.
-    assert storage.connections <= 4
+    assert len(storage.heads) <= 4
 
 
 @pytest.mark.timeout(60)
 def test_storage_trickling_above_the_floor_is_cut_by_the_request_timeout(
         redirected: tuple[Emulator, list[str]]) -> None:
     emu, target = redirected
-    with HostileStorage("trickle", interval=0.1) as storage:
+    with RawServer(trickling_file(0.1)) as storage:
         target.append(storage.url)
         with rasterio.Env(GDAL_HTTP_LOW_SPEED_LIMIT=1, GDAL_HTTP_TIMEOUT=1.5,
                           GDAL_HTTP_MAX_RETRY=1, GDAL_HTTP_RETRY_DELAY=0.1):
@@ -294,14 +253,14 @@ def test_storage_trickling_above_the_floor_is_cut_by_the_request_timeout(
     assert ("storage may be too slow; the bounds: under 1 bytes/s for 10 s, 1.5 s per "
             "request, 10 s to connect, 1 retries") in str(info.value)
     # per presigned URL a size probe and one range, cut after 1.5 s; one fresh URL
-    assert storage.connections == 4
+    assert len(storage.heads) == 4
 
 
 def test_html_from_storage_is_an_error_without_the_signature(
         redirected: tuple[Emulator, list[str]], caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     emu, target = redirected
-    with HostileStorage("html") as storage:
+    with RawServer(captive_portal) as storage:
         target.append(storage.url)
         with pytest.raises(AssetError) as info:
             ag.load(_capture(emu)[:1], bands=["red"], auth=_auth(emu))
