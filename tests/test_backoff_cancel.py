@@ -156,12 +156,17 @@ def busy() -> Iterator[Busy]:
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize("users", [False, True], ids=["the package's policy", "a user's Retry"])
 def test_a_search_broken_off_during_a_retry_after_lets_go_of_its_pages_at_once(
-        opened: Callable[..., pystac_client.Client], monkeypatch: pytest.MonkeyPatch) -> None:
+        opened: Callable[..., pystac_client.Client], monkeypatch: pytest.MonkeyPatch,
+        users: bool) -> None:
+    # ag.open(retry=Retry(...)): a plain urllib3 Retry is used as a watched copy too
+    policy = {"retry": Retry(total=3, status_forcelist=[503],
+                             respect_retry_after_header=True)} if users else {}
     monkeypatch.setattr(_paging, "SETTLE_SECONDS", 30.0)  # a broken-off search never waits
     with Busy() as server:
         server.busy = 0  # page 1 answers; the pages fetched ahead are told to come back in 20 s
-        pages = opened(server, prefetch_pages=3).search().pages_as_dicts()
+        pages = opened(server, prefetch_pages=3, **policy).search().pages_as_dicts()
         assert isinstance(pages, Generator)
         assert len(next(pages)["features"]) == 2
         server.busy = math.inf

@@ -5,25 +5,22 @@ The package's own policies wait between attempts on the thread's watch
 was broken off stops waiting at once. A user's plain urllib3 ``Retry`` would ``time.sleep``
 its whole backoff or ``Retry-After`` instead: ``ag.open`` uses a watched copy of it, with the
 user's fields, and leaves the user's object as it was (a subclass of the user's is used as
-it is). Against the
+it is); that a cancel cuts it short is tested in ``test_backoff_cancel``. Against the
 :class:`~tests.test_backoff_cancel.Busy` server on 127.0.0.1 (503 with ``Retry-After``,
 every request counted).
 """
 
 from __future__ import annotations
 
-import math
 import pickle
-import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import Any
 
 import pystac_client
 import pytest
 from urllib3.util.retry import Retry
 
-from pystac_axelglobe import _paging
 from pystac_axelglobe._retry import WatchedRetry, search_retry, watched
 from pystac_axelglobe._stac_io import AxelGlobeStacApiIO
 from pystac_axelglobe.errors import APIRequestError
@@ -34,36 +31,8 @@ class Mine(Retry):
     """A user's own subclass."""
 
 
-def _pool_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("axelglobe-pages")]
-
-
 def _user_policy() -> Retry:
     return Retry(total=3, status_forcelist=[503], respect_retry_after_header=True)
-
-
-# --- a cancel cuts the user's wait short ------------------------------------------------------
-
-
-@pytest.mark.timeout(60)
-def test_a_search_broken_off_lets_go_of_a_page_waiting_out_the_users_retry_after(
-        opened: Callable[..., pystac_client.Client], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_paging, "SETTLE_SECONDS", 30.0)  # a broken-off search never waits
-    with Busy() as server:
-        server.busy = 0  # page 1 answers; the pages fetched ahead are told to come back in 20 s
-        client = opened(server, prefetch_pages=3, retry=_user_policy())
-        pages = client.search().pages_as_dicts()
-        assert isinstance(pages, Generator)
-        assert len(next(pages)["features"]) == 2
-        server.busy = math.inf
-        server.wait_for("page 2")
-        pages.close()  # what a `break` out of the loop does
-        end = time.monotonic() + 2
-        while _pool_threads() and time.monotonic() < end:
-            time.sleep(0.02)
-        assert not _pool_threads(), "a page thread sat out the user's Retry-After"
-        time.sleep(0.3)
-        assert server.count("page 2") == 1, server.asked  # not tried again
 
 
 def test_a_users_own_subclass_is_used_as_it_is() -> None:
