@@ -113,6 +113,11 @@ log = logging.getLogger(__name__)
 _EXTENT_ARGS = ("bbox", "lon", "lat", "x", "y", "geopolygon", "intersects", "anchor", "align")
 
 
+def _given(odc_kwargs: dict[str, Any], names: Iterable[str]) -> bool:
+    """Whether the caller passed any of these odc.stac.load arguments (``None`` is not)."""
+    return any(odc_kwargs.get(k) is not None for k in names)
+
+
 def load(
     items: Iterable[pystac.Item | Mapping[str, Any]],
     bands: str | Sequence[str] | None = None,
@@ -183,7 +188,8 @@ def load(
     import odc.stac
 
     item_list, band_list = checked(items, bands, crs, resolution, odc_kwargs)
-    whole = not any(odc_kwargs.get(k) is not None for k in ("geobox", "like", *_EXTENT_ARGS))
+    # no grid and no extent asked for: _grid loads the items' whole extent
+    whole = not _given(odc_kwargs, ("geobox", "like", *_EXTENT_ARGS))
     crs, resolution = _grid(item_list, band_list, crs, resolution, odc_kwargs)
     if auth is None:
         auth = default_auth()  # the last ag.open()'s, else from the environment
@@ -215,13 +221,13 @@ def load(
 def _grid(items: list[pystac.Item], bands: list[str] | None, crs: Any, resolution: Any,
           odc_kwargs: dict[str, Any]) -> tuple[Any, Any]:
     """The ``crs=`` and ``resolution=`` for odc-stac; the native grid as ``geobox=`` if none."""
-    if any(odc_kwargs.get(k) is not None for k in ("geobox", "like")):
+    if _given(odc_kwargs, ("geobox", "like")):
         return crs, resolution
     if crs is None:
         crs = utm_crs(items)
     if resolution is None:
         resolution = default_resolution(bands)
-    if not any(odc_kwargs.get(k) is not None for k in _EXTENT_ARGS):
+    if not _given(odc_kwargs, _EXTENT_ARGS):
         # no extent asked for: exactly the tiles' extent on the native grid
         odc_kwargs["geobox"] = native_geobox(items, crs, resolution)
         return None, None
