@@ -38,6 +38,26 @@ API = TypeVar("API", bound="FakeAPI")
 Raw = TypeVar("Raw", bound="RawServer")
 
 
+#: The listen backlog of every test server. http.server's is 5: when its accept loop falls
+#: behind a burst of connections (a busy CI machine, 16 redirects at once), the kernel drops
+#: those past it and the clients send them again a second later, so a test that counts
+#: requests in flight sees fewer than the client sent.
+BACKLOG = 128
+
+
+class LoopbackHTTPServer(ThreadingHTTPServer):
+    """http.server's threading server as the tests need it: daemon threads, a deep backlog.
+
+    Example:
+        >>> with LoopbackHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler) as server:
+        ...     server.request_queue_size
+        128
+    """
+
+    daemon_threads = True
+    request_queue_size = BACKLOG
+
+
 class Handler(BaseHTTPRequestHandler):
     """Hands each GET to its server's route; ``answer()`` and ``json()`` write an answer."""
 
@@ -84,7 +104,7 @@ def _end(server: FakeAPI | RawServer) -> None:
     server.server_close()
 
 
-class FakeAPI(ThreadingHTTPServer):
+class FakeAPI(LoopbackHTTPServer):
     """A scripted STAC API at ``url`` (``http://127.0.0.1:PORT/stac``).
 
     ``routes`` maps the last path segment of a GET to the route that answers it; the root
@@ -95,8 +115,6 @@ class FakeAPI(ThreadingHTTPServer):
     each search, in order: 1 without one), ``in_flight`` and ``most_in_flight`` (requests
     being answered now, and at most).
     """
-
-    daemon_threads = True
 
     def __init__(self, routes: dict[str, Route] | None = None, post: bool = False) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
@@ -232,6 +250,7 @@ class RawServer(socketserver.ThreadingTCPServer):
     """
 
     daemon_threads = True
+    request_queue_size = BACKLOG
 
     def __init__(self, answer: Answer, path: str = "") -> None:
         super().__init__(("127.0.0.1", 0), _RawHandler)

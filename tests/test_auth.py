@@ -21,6 +21,7 @@ import requests
 from pystac_axelglobe.auth import AxelGlobeAuth
 from pystac_axelglobe.emulator import Emulator
 from pystac_axelglobe.errors import ConfigurationError, RestrictedError
+from tests.fake_api import LoopbackHTTPServer
 
 API = "https://api.example.test/stac/v1/catalogs/axelglobe"
 
@@ -126,7 +127,7 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def recorder() -> Iterator[http.server.HTTPServer]:
     _Recorder.seen = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.3", 0), _Recorder)
+    server = LoopbackHTTPServer(("127.0.0.3", 0), _Recorder)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server

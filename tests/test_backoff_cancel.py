@@ -14,7 +14,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -28,6 +28,7 @@ from pystac_axelglobe import _deadline, _paging, _retry
 from pystac_axelglobe.errors import APIRequestError
 from pystac_axelglobe.settings import Settings
 from pystac_axelglobe.tokens import TokenProvider
+from tests.fake_api import LoopbackHTTPServer
 
 #: The package's policies for GETs; each honours a 503's Retry-After (20 s here).
 GET_POLICIES: list[tuple[str, Callable[[], Retry]]] = [
@@ -35,15 +36,13 @@ GET_POLICIES: list[tuple[str, Callable[[], Retry]]] = [
     ("download", _retry.download_retry)]
 
 
-class Busy(ThreadingHTTPServer):
+class Busy(LoopbackHTTPServer):
     """``/stac/search?page=N`` and ``/oauth/token``, each busy its first ``busy`` times.
 
     Busy: a 503 with ``Retry-After``. Otherwise page N has two items and a ``next`` link
     while N < ``last`` (an empty page past it), and the token endpoint gives a token.
     ``asked`` holds what was asked (``"page 2"``, ``"token"``) and when (monotonic).
     """
-
-    daemon_threads = True
 
     def __init__(self, busy: float = math.inf, retry_after: str = "20", last: int = 50) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -40,6 +40,7 @@ from pystac_axelglobe.errors import (
     InvalidQueryError,
     RestrictedError,
 )
+from tests.fake_api import LoopbackHTTPServer
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -437,7 +438,7 @@ def test_a_401_whose_body_is_cut_is_retried(emulator: Emulator, tmp_path: Path) 
         answered: list[str] = []  # a class per test: nothing shared between tests
 
     handler = Handler
-    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+    with LoopbackHTTPServer(("127.0.0.1", 0), handler) as server:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{server.server_address[1]}/stac"
         settings = emulator.settings_kwargs()

@@ -18,7 +18,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pystac
@@ -34,6 +34,7 @@ from pystac_axelglobe.emulator import Emulator
 from pystac_axelglobe.emulator.archive import Archive
 from pystac_axelglobe.errors import AssetError, ConfigurationError, DownloadError
 from pystac_axelglobe.presigned import PresignedURL, resolve
+from tests.fake_api import LoopbackHTTPServer
 
 
 def _archive(emu: Emulator) -> Archive:
@@ -552,7 +553,7 @@ class _Origins:
         self.api = self._server(self._api)
         self.storage = self._server(self._storage)
 
-    def _server(self, answer: Callable[[BaseHTTPRequestHandler], None]) -> ThreadingHTTPServer:
+    def _server(self, answer: Callable[[BaseHTTPRequestHandler], None]) -> LoopbackHTTPServer:
         outer, kind = self, answer.__name__.lstrip("_")
 
         class Handler(BaseHTTPRequestHandler):
@@ -566,12 +567,11 @@ class _Origins:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
+        server = LoopbackHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         return server
 
-    def url(self, server: ThreadingHTTPServer) -> str:
+    def url(self, server: LoopbackHTTPServer) -> str:
         return f"http://127.0.0.1:{server.server_address[1]}"
 
     def _api(self, handler: BaseHTTPRequestHandler) -> None:

@@ -15,7 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from pystac_axelglobe import _stac_io, presigned
 from pystac_axelglobe.auth import AxelGlobeAuth
 from pystac_axelglobe.emulator import Emulator
 from pystac_axelglobe.errors import APIRequestError, AssetError
+from tests.fake_api import LoopbackHTTPServer
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -49,10 +50,8 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class _API(ThreadingHTTPServer):
+class _API(LoopbackHTTPServer):
     """An asset API on 127.0.0.1 that redirects without an expiry, or stays silent."""
-
-    daemon_threads = True
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)

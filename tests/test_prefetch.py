@@ -32,6 +32,7 @@ import pystac_axelglobe as ag
 from pystac_axelglobe import presigned
 from pystac_axelglobe.emulator import Emulator
 from pystac_axelglobe.errors import AssetError, ConfigurationError
+from tests.fake_api import LoopbackHTTPServer
 
 pytestmark = [
     pytest.mark.filterwarnings(
@@ -68,8 +69,7 @@ class CountingProxy:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 pass
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = LoopbackHTTPServer(("127.0.0.1", 0), Handler)
         self.origin = f"http://127.0.0.1:{self._server.server_address[1]}"
         self.url = self.origin + parts.path
 
@@ -575,8 +575,7 @@ class _SlowAndGone:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = LoopbackHTTPServer(("127.0.0.1", 0), Handler)
         self.origin = f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def __enter__(self) -> _SlowAndGone:

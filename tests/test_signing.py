@@ -27,6 +27,7 @@ from pystac_axelglobe.emulator import Emulator
 from pystac_axelglobe.emulator.archive import Archive
 from pystac_axelglobe.errors import AssetError, ConfigurationError
 from pystac_axelglobe.extension import SCHEMA_URI
+from tests.fake_api import LoopbackHTTPServer
 
 CAPTURE = "52eZg9k7rPEyYQGX"
 COG = pystac.MediaType.COG
@@ -415,8 +416,7 @@ class RedirectServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = LoopbackHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/stac/v1/catalogs/axelglobe"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

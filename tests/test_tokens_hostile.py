@@ -36,7 +36,7 @@ from pystac_axelglobe.errors import (
 )
 from pystac_axelglobe.settings import Settings
 from pystac_axelglobe.tokens import DEFAULT_DEADLINE, MAX_TOKEN_REQUESTS, TokenProvider
-from tests.fake_api import RawServer, silent_socket, trickling_head
+from tests.fake_api import LoopbackHTTPServer, RawServer, silent_socket, trickling_head
 
 SECRET = "s3cret-hostile-never-shown"
 TOKEN = "tok-hostile-value"
@@ -84,8 +84,7 @@ class Server:
 
             do_GET = do_POST = handle_one
 
-        self.httpd = http.server.ThreadingHTTPServer((host, 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = LoopbackHTTPServer((host, 0), Handler)
         self.host = host
         self.port = self.httpd.server_address[1]
 
