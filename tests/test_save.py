@@ -433,7 +433,10 @@ def test_a_failure_while_pages_are_fetched_ahead_leaves_the_file_as_it_was(
 
 
 #: ``axelglobe ...`` in a process of its own, its searches fetching up to {} pages at once.
-COMMAND = ("import functools, sys, pystac_axelglobe.client as c; "
+#: Ctrl-C raises, as in a terminal: a child of a process started in the background by a
+#: non-interactive shell (some CI runners) inherits SIGINT ignored.
+COMMAND = ("import functools, signal, sys, pystac_axelglobe.client as c; "
+           "signal.signal(signal.SIGINT, signal.default_int_handler); "
            "c.open = functools.partial(c.open, prefetch_pages={}); "
            "from pystac_axelglobe.cli import main; main(sys.argv[1:])")
 
