@@ -43,6 +43,7 @@ from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
 from . import _deadline
+from .errors import ConfigurationError
 from .settings import url_origin
 
 if TYPE_CHECKING:
@@ -177,32 +178,41 @@ class AxelGlobeRetry(WatchedRetry):
         return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
-_R = TypeVar("_R")
-
-
-def watched(retry: _R) -> _R:
-    """A user's plain urllib3 ``Retry`` as a :class:`WatchedRetry` copy; anything else as is.
+def watched(retry: Retry | int) -> Retry:
+    """A user's retry policy as the package uses it: a plain ``Retry`` as a watched copy.
 
     A plain ``Retry`` sleeps with ``time.sleep``: a cancel (a page fetched ahead for a search
     broken off) could not cut its backoff or ``Retry-After`` short. The copy has the same
     fields and waits on the thread's watch; the user's object is left as it is. A subclass
-    of the user's is used as it is (its overrides are its own, its sleep too), and so are a
-    policy of the package (already watched), an ``int``, ``None`` and ``False``.
+    of the user's is used as it is (its overrides are its own, its sleep too), and so is a
+    policy of the package (already watched). A number ``n`` means what it means to requests
+    and pystac-client (``max_retries=n``): ``n`` retries of connections, none of reads.
+
+    Raises:
+        ConfigurationError: anything else (before any request is sent).
 
     Example:
         >>> policy = Retry(total=3, status_forcelist=[503])
         >>> used = watched(policy)
         >>> type(used).__name__, used.total, type(policy).__name__
         ('WatchedRetry', 3, 'Retry')
-        >>> watched(3)
-        3
+        >>> used = watched(2)
+        >>> type(used).__name__, used.total, used.read
+        ('WatchedRetry', 2, False)
     """
+    if isinstance(retry, int) and not isinstance(retry, bool) and retry >= 0:
+        retry = Retry(total=retry, read=False)  # requests' HTTPAdapter(max_retries=n)
+    if not isinstance(retry, Retry):
+        raise ConfigurationError(
+            f"retry= takes a urllib3 Retry or a number of retries (0 or more), not "
+            f"{type(retry).__name__} {retry!r}: e.g. retry=Retry(total=5, backoff_factor=1, "
+            "status_forcelist=[429, 500, 502, 503, 504]), or retry=None for the default")
     if type(retry) is not Retry:
         return retry
     clone: Any = copy.copy(retry)
     # WatchedRetry only adds a sleep() to Retry: the same fields, the same state.
     clone.__class__ = WatchedRetry
-    return cast(_R, clone)
+    return cast(Retry, clone)
 
 
 _T = TypeVar("_T", bound="_TokenRetry")

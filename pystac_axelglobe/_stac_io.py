@@ -190,7 +190,7 @@ class AxelGlobeStacApiIO(StacApiIO):
         self,
         auth: requests.auth.AuthBase | None = None,
         *,
-        retry: Retry | None = None,
+        retry: Retry | int | None = None,
         headers: dict[str, str] | None = None,
         parameters: dict[str, Any] | None = None,
         request_modifier: Callable[[requests.Request], requests.Request | None] | None = None,

@@ -142,6 +142,11 @@ class BoundedRequest:
             raise APIRequestError(
                 f"{method} {href}: the connection kept dropping mid-response "
                 f"({exhausted.reason}); try again later", url=href) from err
+        except ProtocolError as not_retried:  # a policy that retries no reads (read=False)
+            raise APIRequestError(
+                f"{method} {href}: the connection dropped mid-response ({not_retried}), and "
+                "the retry policy retries no reads; try again later, or pass a Retry with "
+                "read= retries", url=href) from err
         if time.monotonic() - started > self.deadline:
             raise APIRequestError(
                 f"{method} {href}: no complete answer within {self.deadline:g} s (the "

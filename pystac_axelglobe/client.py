@@ -249,7 +249,7 @@ def open(  # noqa: A001 - the public name, like pystac_client.Client.open
     token_url: str | None = None,
     audience: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
-    retry: Retry | None = None,
+    retry: Retry | int | None = None,
     timeout: Timeout | None = None,
     deadline: float | None = None,
     max_pages: int | None = None,
@@ -273,7 +273,8 @@ def open(  # noqa: A001 - the public name, like pystac_client.Client.open
         cache_dir: the token cache folder; overrides ``AXELGLOBE_CACHE_DIR``.
         retry: a urllib3 ``Retry`` policy instead of :func:`default_retry`. A plain one is
             used as a copy whose waits a search broken off cuts short (the object is not
-            changed); a subclass of yours, as it is.
+            changed); a subclass of yours, as it is. A number ``n``: as in requests,
+            ``n`` retries of connections and none of reads.
         timeout: seconds, or ``(connect, read)`` seconds, for every request; default
             :data:`DEFAULT_TIMEOUT` ``(10, 15)``. There is no "no timeout".
         deadline: seconds a whole response body may take to arrive; default

@@ -7,7 +7,8 @@ its whole backoff or ``Retry-After`` instead: ``ag.open`` uses a watched copy of
 user's fields, and leaves the user's object as it was (a subclass of the user's is used as
 it is); that a cancel cuts it short is tested in ``test_backoff_cancel``. Against the
 :class:`~tests.test_backoff_cancel.Busy` server on 127.0.0.1 (503 with ``Retry-After``,
-every request counted).
+every request counted). A number of retries is read as requests reads ``max_retries=n``;
+anything else is refused before a request is sent.
 """
 
 from __future__ import annotations
@@ -15,15 +16,19 @@ from __future__ import annotations
 import pickle
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pystac_client
 import pytest
 from urllib3.util.retry import Retry
 
+import pystac_axelglobe as ag
 from pystac_axelglobe._retry import WatchedRetry, search_retry, watched
 from pystac_axelglobe._stac_io import AxelGlobeStacApiIO
-from pystac_axelglobe.errors import APIRequestError
+from pystac_axelglobe.emulator import Emulator
+from pystac_axelglobe.errors import APIRequestError, ConfigurationError
+from tests.fake_api import FakeAPI
 from tests.test_backoff_cancel import Busy
 
 
@@ -96,10 +101,45 @@ def test_the_users_retry_object_is_not_modified(
     assert vars(mine) == before and mine.history == ()
 
 
-def test_ints_none_false_and_the_packages_own_policies_are_taken_as_they_are() -> None:
+def test_the_packages_own_policies_are_taken_as_they_are() -> None:
     own = search_retry()
-    for value in (3, 0, None, False, own):
-        assert watched(value) is value
+    assert watched(own) is own
+
+
+# --- a number of retries, as requests and pystac-client read it -------------------------------
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("retries", [0, 2])
+def test_a_number_of_retries_retries_a_busy_page_that_many_times(
+        opened: Callable[..., pystac_client.Client], retries: int) -> None:
+    with Busy(retry_after="0") as server:  # every search page answers 503, Retry-After: 0
+        client = opened(server, retry=retries)
+        with pytest.raises(APIRequestError, match="503"):
+            next(client.search().items())
+    assert server.count("page 1") == retries + 1, server.asked
+
+
+def test_a_number_of_retries_retries_no_body_cut_mid_way(tmp_path: Path) -> None:
+    # requests' max_retries=n retries no reads; the cut is reported in the package's words
+    # (it was an AttributeError: an int has no increment()).
+    with Emulator(api_fault_rate=0.0, fault_kinds=("drop",)) as emu:
+        client = ag.open(**emu.settings_kwargs(), cache_dir=tmp_path, retry=3)
+        emu.api_fault_rate = 1.0
+        emu.reset_counters()
+        with pytest.raises(APIRequestError, match="dropped mid-response .* retries no reads"):
+            next(client.search(collections="grus-1").items())
+        assert emu.counters.search_requests == 1
+
+
+@pytest.mark.parametrize("bad", ["3", 2.5, -1, True, object()])
+def test_a_retry_neither_a_policy_nor_a_count_is_refused_before_anything_is_sent(
+        opened: Callable[..., pystac_client.Client], bad: object) -> None:
+    with FakeAPI() as server:
+        with pytest.raises(ConfigurationError, match=r"retry= takes a urllib3 Retry or a "
+                                                     r"number of retries \(0 or more\)"):
+            opened(server, retry=bad)
+    assert not server.hits
 
 
 def test_the_watched_copy_keeps_every_field_and_its_class_through_new_and_pickle() -> None:
