@@ -89,6 +89,12 @@ class Emulator(ServerHooks):
         api_latency: seconds the API and the token endpoint wait before each answer (a
             wide-area round trip; concurrent requests wait side by side, not in turn).
         storage_latency: seconds storage waits before each answer.
+        keep_alive: keep a connection open after the answer to a GET or HEAD, for the
+            client's next request, as AxelGlobe's load balancers do (idle ones are closed
+            after :data:`~.servers.IDLE_TIMEOUT` s). ``False``: one answer per connection.
+        handshake_round_trips: a new connection waits this many times its server's latency
+            (``api_latency`` or ``storage_latency``) before its first answer: what the TCP
+            (1) and TLS (1 more) handshakes of a real connection cost over a wide-area link.
         allow_post_search: answer ``POST /search`` instead of 405.
         conforms_to: put ``conformsTo`` in the landing page.
         root_links: add a ``rel=root`` link to collections, items and item pages. AxelGlobe
@@ -138,6 +144,8 @@ class Emulator(ServerHooks):
     storage_delay: float = _switch("storage_delay")
     api_latency: float = _switch("api_latency")
     storage_latency: float = _switch("storage_latency")
+    keep_alive: bool = _switch("keep_alive")
+    handshake_round_trips: int = _switch("handshake_round_trips")
     allow_post_search: bool = _switch("allow_post_search")
     conforms_to: bool = _switch("conforms_to")
     root_links: bool = _switch("root_links")
@@ -158,6 +166,8 @@ class Emulator(ServerHooks):
         storage_delay: float = 0.0,
         api_latency: float = 0.0,
         storage_latency: float = 0.0,
+        keep_alive: bool = True,
+        handshake_round_trips: int = 0,
         allow_post_search: bool = False,
         conforms_to: bool = True,
         root_links: bool = False,

@@ -15,38 +15,123 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import io
+import socket
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 
 from .api import ApiApp
 from .archive import open_archive
 from .items import ItemStore
-from .state import API_PATH, Config, Counters, State
+from .state import API_PATH, Config, Counters, State, Switches
 from .storage import StorageApp
 from .token import TOKEN_PATH, Grants, TokenApp
 
-if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIApplication
+#: Seconds an idle kept-alive connection stays open (a load balancer's idle timeout).
+IDLE_TIMEOUT = 60.0
 
-class _QuietHandler(WSGIRequestHandler):
-    """No per-request log lines: tests and the command line would drown in them."""
+
+class _Handler(WSGIRequestHandler):
+    """werkzeug's handler, without log lines, keeping connections alive between answers.
+
+    werkzeug closes every connection after one answer (``Connection: close``), because
+    http.server cannot drain a request body the app left unread. A GET or HEAD without a
+    body leaves nothing to drain: with the ``keep_alive`` switch its connection stays open
+    for the client's next request, as AxelGlobe's load balancers keep it. A new connection
+    first waits ``handshake_round_trips`` times its server's latency (the handshakes).
+    """
+
+    server: _QuietServer
+    timeout = IDLE_TIMEOUT  # also bounds a send to a client that stopped reading
+
+    def setup(self) -> None:
+        super().setup()
+        # As a real server: an answer's head and body, written apart, go out at once (with
+        # Nagle, a kept-alive connection's second write waits 40 ms for a delayed ACK).
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.connected(self.connection)
+
+    def finish(self) -> None:
+        self.server.disconnected(self.connection)
+        super().finish()
+
+    def run_wsgi(self) -> None:
+        if not self._kept():
+            return super().run_wsgi()
+        # After its answer werkzeug reads whatever the client sent next, to drain a body
+        # left unread: here there is no body, and what follows is the next request. The
+        # app and the drain get an empty body instead; the socket keeps the next request.
+        rfile, self.rfile = self.rfile, io.BytesIO()
+        try:
+            return super().run_wsgi()
+        finally:
+            self.rfile = rfile
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if keyword.lower() == "connection" and value.lower() == "close" and self._kept():
+            return  # werkzeug closes every connection; this one serves the next request
+        super().send_header(keyword, value)
+
+    def connection_dropped(self, error: BaseException, environ: Any = None) -> None:
+        self.close_connection = True  # what was cut cannot carry another answer
+
+    def _kept(self) -> bool:
+        return (self.server.switches().keep_alive and self.command in ("GET", "HEAD")
+                and self.headers.get("Content-Length", "0").strip() in ("", "0")
+                and "Transfer-Encoding" not in self.headers)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
+        pass  # tests and the command line would drown in per-request lines
 
     def log(self, type: str, message: str, *args: Any) -> None:
         pass
 
 
 class _QuietServer(ThreadedWSGIServer):
+    """A werkzeug server that counts its connections and can cut those still open.
+
+    Args:
+        host: The address to bind (port chosen by the system).
+        kind: ``"token"``, ``"api"`` or ``"storage"``: its counter and its latency.
+        state: The emulator's state.
+    """
+
+    def __init__(self, host: str, kind: str, state: State) -> None:
+        super().__init__(host, 0, _unready, handler=_Handler)
+        self.kind, self.state = kind, state
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+
+    def switches(self) -> Switches:
+        return self.state.switches
+
+    def connected(self, sock: socket.socket) -> None:
+        """Count a new connection, and charge its handshakes."""
+        with self._open_lock:
+            self._open.add(sock)
+        self.state.counters.add(f"{self.kind}_connections")
+        switches = self.switches()
+        latency = switches.storage_latency if self.kind == "storage" else switches.api_latency
+        self.state.sleep(switches.handshake_round_trips * latency)
+
+    def disconnected(self, sock: socket.socket) -> None:
+        with self._open_lock:
+            self._open.discard(sock)
+
+    def cut_connections(self) -> None:
+        """Shut down the connections still open: a stopped server answers nothing more."""
+        with self._open_lock:
+            open_now, self._open = list(self._open), set()
+        for sock in open_now:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
     def log(self, type: str, message: str, *args: Any) -> None:
         pass
-
-
-def _bind(host: str, app: WSGIApplication) -> _QuietServer:
-    return _QuietServer(host, 0, app, handler=_QuietHandler)
 
 
 def _url(server: _QuietServer) -> str:
@@ -82,12 +167,14 @@ class ServerSet:
         """
         cfg = self.config
         try:
-            token, api = _bind(cfg.host, _unready), _bind(cfg.host, _unready)
-            self._servers += [token, api]
+            token = _QuietServer(cfg.host, "token", self.state)
+            self._servers.append(token)
+            api = _QuietServer(cfg.host, "api", self.state)
+            self._servers.append(api)
             try:
-                storage = _bind(cfg.storage_host, _unready)
+                storage = _QuietServer(cfg.storage_host, "storage", self.state)
             except OSError:  # 127.0.0.2 not bindable here: another port on the main host
-                storage = _bind(cfg.host, _unready)
+                storage = _QuietServer(cfg.host, "storage", self.state)
             self._servers.append(storage)
             self.state.api_url = f"{_url(api)}{API_PATH}"
             self.state.storage_url = _url(storage)
@@ -121,6 +208,7 @@ class ServerSet:
             stopper.join(timeout=5)
         for server in servers:
             server.server_close()
+            server.cut_connections()
         for thread in threads:
             thread.join(timeout=5)
 

@@ -52,6 +52,9 @@ COUNTER_NAMES = (
     "faults",
     "storage_in_flight",
     "storage_in_flight_most",
+    "token_connections",
+    "api_connections",
+    "storage_connections",
 )
 #: Bytes of a :class:`Counters` buffer.
 COUNTERS_SIZE = 8 * len(COUNTER_NAMES)
@@ -84,6 +87,9 @@ class Counters:
     faults: int
     storage_in_flight: int  # storage requests being answered now
     storage_in_flight_most: int  # the most at once since the last reset
+    token_connections: int  # TCP connections accepted, per server (kept alive: fewer than
+    api_connections: int  # requests; see the keep_alive switch)
+    storage_connections: int
 
     def __init__(self, buffer: Any = None) -> None:
         # Any writable buffer of COUNTERS_SIZE bytes: a bytearray, or an mmap shared with
@@ -148,6 +154,8 @@ class Switches:
     storage_delay: float = 0.0
     api_latency: float = 0.0
     storage_latency: float = 0.0
+    keep_alive: bool = True
+    handshake_round_trips: int = 0
     allow_post_search: bool = False
     conforms_to: bool = True
     root_links: bool = False

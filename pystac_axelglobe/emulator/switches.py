@@ -71,6 +71,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("storage_delay", "seconds slept per 64 KiB served by storage"),
     Option("api_latency", "seconds the API and the token endpoint wait before each answer"),
     Option("storage_latency", "seconds storage waits before each answer"),
+    Option("keep_alive", "keep a connection open after answering a GET (as AxelGlobe's load "
+           "balancer does); --no-keep-alive closes each after one answer", bool),
+    Option("handshake_round_trips", "round trips of latency a new connection waits before "
+           "its first answer (2: TCP and TLS)", int, "N"),
     Option("allow_post_search", "answer POST /search (AxelGlobe documents only GET)", bool),
     Option("conforms_to", "put conformsTo in the landing page", bool),
     Option("root_links", "add rel=root links to collections, items and item pages "
@@ -183,6 +187,7 @@ def emulator_kwargs(values: Mapping[str, Any]) -> dict[str, Any]:
 _AT_LEAST_ZERO = ("storage_delay", "api_latency", "storage_latency")
 _POSITIVE = ("token_lifetime", "presign_lifetime", "restrict_window", "restrict_period")
 _SHARES = ("api_fault_rate", "storage_fault_rate")
+_WHOLE = ("extra_items", "handshake_round_trips")
 
 
 def check(name: str, value: Any) -> Any:
@@ -205,10 +210,10 @@ def check(name: str, value: Any) -> Any:
         isinstance(value, int) and value >= 0
     ):
         raise ValueError(f"restrict_after must be None or a whole number >= 0, not {value!r}")
-    if name == "extra_items" and not (
+    if name in _WHOLE and not (
         isinstance(value, int) and not isinstance(value, bool) and value >= 0
     ):
-        raise ValueError(f"extra_items must be a whole number >= 0, not {value!r}")
+        raise ValueError(f"{name} must be a whole number >= 0, not {value!r}")
     return value
 
 

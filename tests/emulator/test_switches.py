@@ -28,6 +28,7 @@ FLAGS = [
     "--storage-fault-rate", "0.5", "--fault-kinds", "503,drop", "--fault-seed", "3",
     "--extra-items", "8",
     "--storage-delay", "0.01", "--api-latency", "0.05", "--storage-latency", "0.02",
+    "--no-keep-alive", "--handshake-round-trips", "2",
     "--allow-post-search", "--no-conforms-to", "--root-links",
     "--no-capture-ids",
     "--scale", "small", "--data-dir", "/tmp/x", "--client-id", "someone",
@@ -69,6 +70,7 @@ def test_argparse_and_click_read_the_same_flags_the_same_way() -> None:
         "storage_fault_rate": 0.5, "fault_kinds": ("503", "drop"), "fault_seed": 3,
         "extra_items": 8,
         "storage_delay": 0.01, "api_latency": 0.05, "storage_latency": 0.02,
+        "keep_alive": False, "handshake_round_trips": 2,
         "allow_post_search": True, "conforms_to": False, "root_links": True,
         "capture_ids": False, "reject_tokens": False, "scale": "small", "data_dir": "/tmp/x",
         "client_id": "someone",
@@ -76,8 +78,8 @@ def test_argparse_and_click_read_the_same_flags_the_same_way() -> None:
     assert _argparse(FLAGS) == expected
     assert _click(FLAGS) == expected
     # no flags: the constructor's defaults, whichever command line
-    defaults = {"allow_post_search": False, "conforms_to": True, "root_links": False,
-                "capture_ids": True, "reject_tokens": False}
+    defaults = {"keep_alive": True, "allow_post_search": False, "conforms_to": True,
+                "root_links": False, "capture_ids": True, "reject_tokens": False}
     assert _argparse([]) == _click([]) == defaults
     Emulator(**_argparse(FLAGS))  # accepted as they are
 
@@ -90,6 +92,8 @@ def test_argparse_and_click_read_the_same_flags_the_same_way() -> None:
         (["--token-lifetime", "0"], "--token-lifetime: token_lifetime must be a number"),
         (["--api-latency", "-1"], "--api-latency: api_latency must be a number of seconds"),
         (["--restrict-after", "x"], "--restrict-after: invalid literal for int()"),
+        (["--handshake-round-trips", "-1"],
+         "--handshake-round-trips: handshake_round_trips must be a whole number >= 0"),
     ],
 )
 def test_bad_flags_are_refused_naming_the_flag(argv: list[str], words: str) -> None:
