@@ -11,6 +11,7 @@ servers.
 from __future__ import annotations
 
 import json
+import math
 import select
 import socket
 import threading
@@ -24,7 +25,7 @@ import pytest
 import shapely.geometry
 
 import pystac_axelglobe as ag
-from pystac_axelglobe import _paging, demo, filters
+from pystac_axelglobe import _deadline, _paging, _stac_request, demo, filters
 from pystac_axelglobe.client import (
     DEFAULT_PREFETCH_PAGES,
     AxelGlobeStacApiIO,
@@ -437,20 +438,30 @@ class Silent(Pages):
     """Page 1 as usual; pages 2 and after are accepted and never answered (or half).
 
     Each silent handler watches its connection, and notes the page in ``closed`` when the
-    client closes it (or resets it); the server's exit releases the handlers.
+    client closes it (or resets it); the server's exit releases the handlers. With ``late``,
+    those pages begin their answer only once it is set.
     """
 
-    def __init__(self, half: bool = False) -> None:
+    def __init__(self, half: bool = False, late: threading.Event | None = None) -> None:
         super().__init__(last=50, answer=self._hold)
         self.half = half  # headers and half the body, then silence
+        self.late = late
         self.closed: set[int] = set()
 
     def _hold(self, server: Pages, n: int, h: Any) -> bool:
         if n == 1:
             return False
         h.close_connection = True
+        if self.late is not None:
+            self.late.wait(10)
         if self.half:
-            _half_page(server, n, h)
+            try:
+                _half_page(server, n, h)
+            except (BrokenPipeError, ConnectionResetError):
+                # The client closed it before this thread wrote a byte: the request is
+                # counted in `asked` on arrival, and a busy machine may run this thread
+                # only after the search was broken off. A close all the same.
+                return self._closed(n)
         while not self.stop.is_set():
             readable, _, _ = select.select([h.connection], [], [], 0.05)
             if not readable:
@@ -460,9 +471,12 @@ class Silent(Pages):
             except OSError:  # reset
                 data = b""
             if not data:
-                with self.lock:
-                    self.closed.add(n)
-                return True
+                return self._closed(n)
+        return True
+
+    def _closed(self, n: int) -> bool:
+        with self.lock:
+            self.closed.add(n)
         return True
 
 
@@ -489,22 +503,68 @@ def _let_go_of(server: Silent, pages: set[int]) -> None:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("half", [False, True], ids=["silent", "half a body"])
+@pytest.mark.parametrize(("half", "late"), [(False, False), (True, False), (True, True)],
+                         ids=["silent", "half a body", "half a body after the break"])
 def test_a_search_broken_off_lets_go_of_the_pages_in_flight_at_once(
         opened: Callable[..., pystac_client.Client], monkeypatch: pytest.MonkeyPatch,
-        half: bool) -> None:
+        half: bool, late: bool) -> None:
     # A finished search waits SETTLE_SECONDS for its pages; one broken off does not.
     monkeypatch.setattr(_paging, "SETTLE_SECONDS", 30.0)
-    with Silent(half) as server:
+    with Silent(half, threading.Event() if late else None) as server:
         client = opened(server, prefetch_pages=4, retry=DEFAULT_RETRY)
         pages = client.search().pages_as_dicts()
         assert isinstance(pages, Generator)
         assert len(next(pages)["features"]) == 2
         _in_flight_ahead(server)
         pages.close()  # what a `break` does, once the iterator is dropped
+        if server.late is not None:
+            # The answers begin after the client has let go (as a busy machine may order
+            # it): written to closed connections, they must not hide those closes.
+            wait_for_no_pool_threads(5.0)
+            server.late.set()
         _let_go_of(server, {2, 3, 4, 5})
         time.sleep(0.3)
         assert sorted(server.asked) == [1, 2, 3, 4, 5]  # none retried after it was let go
+
+
+def _hold_pages_until_given_up(monkeypatch: pytest.MonkeyPatch, owner: type, name: str) -> None:
+    """Every page request fetched ahead waits at ``owner.name`` until its watch is cancelled."""
+    original = getattr(owner, name)
+
+    def held(self: Any, *args: Any, **kwargs: Any) -> Any:
+        watch = _deadline.active()
+        # A page's own watch (no deadline); not a token request's, nor the reader's thread.
+        if (threading.current_thread().name.startswith("axelglobe-pages")
+                and watch is not None and watch.at == math.inf):
+            end = time.monotonic() + 10
+            while not watch.cancelled and time.monotonic() < end:
+                time.sleep(0.01)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(owner, name, held)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("owner", "name"), [
+    # Sent: a pooled connection (page 1's) is only watched from here on.
+    (_deadline._WatchedHTTPConnection, "getresponse"),
+    # The headers and half the body in, none of it read yet.
+    (_stac_request.BoundedRequest, "_read_body"),
+], ids=["before the answer is read", "before the body is read"])
+def test_a_break_between_the_steps_of_a_page_request_lets_go_of_its_connection(
+        opened: Callable[..., pystac_client.Client], monkeypatch: pytest.MonkeyPatch,
+        owner: type, name: str) -> None:
+    monkeypatch.setattr(_paging, "SETTLE_SECONDS", 30.0)
+    _hold_pages_until_given_up(monkeypatch, owner, name)
+    with Silent(half=True) as server:
+        client = opened(server, prefetch_pages=4, retry=DEFAULT_RETRY)
+        pages = client.search().pages_as_dicts()
+        assert len(next(pages)["features"]) == 2
+        _in_flight_ahead(server)
+        pages.close()  # the cancel lands while every page is held at that step
+        _let_go_of(server, {2, 3, 4, 5})
+        time.sleep(0.3)
+        assert sorted(server.asked) == [1, 2, 3, 4, 5]
 
 
 @pytest.mark.timeout(60)
