@@ -90,8 +90,11 @@ class Emulator(ServerHooks):
             wide-area round trip; concurrent requests wait side by side, not in turn).
         storage_latency: seconds storage waits before each answer.
         keep_alive: keep a connection open after the answer to a GET or HEAD, for the
-            client's next request, as AxelGlobe's load balancers do (idle ones are closed
-            after :data:`~.servers.IDLE_TIMEOUT` s). ``False``: one answer per connection.
+            client's next request, as AxelGlobe's load balancers do. ``False``: one answer
+            per connection.
+        idle_timeout: seconds after which a connection kept open and unused is closed (a
+            load balancer's idle timeout; also the longest a send may block). Read when a
+            connection opens.
         handshake_round_trips: a new connection waits this many times its server's latency
             (``api_latency`` or ``storage_latency``) before its first answer: what the TCP
             (1) and TLS (1 more) handshakes of a real connection cost over a wide-area link.
@@ -145,6 +148,7 @@ class Emulator(ServerHooks):
     api_latency: float = _switch("api_latency")
     storage_latency: float = _switch("storage_latency")
     keep_alive: bool = _switch("keep_alive")
+    idle_timeout: float = _switch("idle_timeout")
     handshake_round_trips: int = _switch("handshake_round_trips")
     allow_post_search: bool = _switch("allow_post_search")
     conforms_to: bool = _switch("conforms_to")
@@ -167,6 +171,7 @@ class Emulator(ServerHooks):
         api_latency: float = 0.0,
         storage_latency: float = 0.0,
         keep_alive: bool = True,
+        idle_timeout: float = 60.0,
         handshake_round_trips: int = 0,
         allow_post_search: bool = False,
         conforms_to: bool = True,

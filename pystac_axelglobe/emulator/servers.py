@@ -30,9 +30,6 @@ from .state import API_PATH, Config, Counters, State, Switches
 from .storage import StorageApp
 from .token import TOKEN_PATH, Grants, TokenApp
 
-#: Seconds an idle kept-alive connection stays open (a load balancer's idle timeout).
-IDLE_TIMEOUT = 60.0
-
 
 class _Handler(WSGIRequestHandler):
     """werkzeug's handler, without log lines, keeping connections alive between answers.
@@ -40,14 +37,17 @@ class _Handler(WSGIRequestHandler):
     werkzeug closes every connection after one answer (``Connection: close``), because
     http.server cannot drain a request body the app left unread. A GET or HEAD without a
     body leaves nothing to drain: with the ``keep_alive`` switch its connection stays open
-    for the client's next request, as AxelGlobe's load balancers keep it. A new connection
-    first waits ``handshake_round_trips`` times its server's latency (the handshakes).
+    for the client's next request, as AxelGlobe's load balancers keep it, until it sits
+    unused ``idle_timeout`` seconds. A new connection first waits ``handshake_round_trips``
+    times its server's latency (the handshakes).
     """
 
     server: _QuietServer
-    timeout = IDLE_TIMEOUT  # also bounds a send to a client that stopped reading
 
     def setup(self) -> None:
+        # The socket's timeout: an idle connection closed, as a load balancer closes it (a
+        # send to a client that stopped reading is bounded by it too).
+        self.timeout = self.server.switches().idle_timeout
         super().setup()
         # As a real server: an answer's head and body, written apart, go out at once (with
         # Nagle, a kept-alive connection's second write waits 40 ms for a delayed ACK).

@@ -155,6 +155,7 @@ class Switches:
     api_latency: float = 0.0
     storage_latency: float = 0.0
     keep_alive: bool = True
+    idle_timeout: float = 60.0
     handshake_round_trips: int = 0
     allow_post_search: bool = False
     conforms_to: bool = True

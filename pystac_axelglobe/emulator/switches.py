@@ -73,6 +73,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("storage_latency", "seconds storage waits before each answer"),
     Option("keep_alive", "keep a connection open after answering a GET (as AxelGlobe's load "
            "balancer does); --no-keep-alive closes each after one answer", bool),
+    Option("idle_timeout", "seconds a kept-alive connection may sit unused before the server "
+           "closes it"),
     Option("handshake_round_trips", "round trips of latency a new connection waits before "
            "its first answer (2: TCP and TLS)", int, "N"),
     Option("allow_post_search", "answer POST /search (AxelGlobe documents only GET)", bool),
@@ -185,7 +187,8 @@ def emulator_kwargs(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 _AT_LEAST_ZERO = ("storage_delay", "api_latency", "storage_latency")
-_POSITIVE = ("token_lifetime", "presign_lifetime", "restrict_window", "restrict_period")
+_POSITIVE = ("token_lifetime", "presign_lifetime", "restrict_window", "restrict_period",
+             "idle_timeout")
 _SHARES = ("api_fault_rate", "storage_fault_rate")
 _WHOLE = ("extra_items", "handshake_round_trips")
 

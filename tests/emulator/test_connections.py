@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
+import pystac_axelglobe as ag
 from pystac_axelglobe.emulator import Emulator
 
 
@@ -102,3 +104,26 @@ def test_a_stopped_emulator_answers_nothing_on_a_connection_kept_open() -> None:
         url = emu.api_url
     with pytest.raises(requests.ConnectionError):
         session.get(url, headers=headers, timeout=5)
+
+
+def test_the_client_opens_new_connections_once_idle_ones_were_closed(tmp_path: Path) -> None:
+    # The server closes a connection left unused 0.5 s; the client's pools (requests' and
+    # GDAL's) still hold it. Searching, loading and downloading again must just work.
+    with Emulator(idle_timeout=0.5) as emu:
+        client = ag.open(**emu.settings_kwargs(), cache_dir=tmp_path / "tokens")
+        auth = ag.AxelGlobeAuth(settings=emu.settings(cache_dir=tmp_path / "tokens"))
+        items = emu.items()[:2]
+
+        def every_way(run: int) -> tuple[list[str], int, list[bytes]]:
+            ids = [i.id for i in client.search(collections="grus-1", limit=10).items()]
+            red = ag.load(items, bands=["red"], auth=auth)["red"].values
+            done = ag.download(items, assets=["band3"], directory=tmp_path / str(run),
+                               auth=auth, progress=False)
+            return ids, int(red.sum()), [Path(i.assets["band3"].href).read_bytes() for i in done]
+
+        first = every_way(1)
+        connections = (emu.counters.api_connections, emu.counters.storage_connections)
+        time.sleep(1.5)  # every connection kept by the client is closed by now
+        assert every_way(2) == first
+        assert emu.counters.api_connections > connections[0]
+        assert emu.counters.storage_connections > connections[1]
