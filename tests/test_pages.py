@@ -559,6 +559,7 @@ def test_a_break_between_the_steps_of_a_page_request_lets_go_of_its_connection(
     with Silent(half=True) as server:
         client = opened(server, prefetch_pages=4, retry=DEFAULT_RETRY)
         pages = client.search().pages_as_dicts()
+        assert isinstance(pages, Generator)
         assert len(next(pages)["features"]) == 2
         _in_flight_ahead(server)
         pages.close()  # the cancel lands while every page is held at that step
