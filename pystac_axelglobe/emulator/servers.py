@@ -43,16 +43,15 @@ class _Handler(WSGIRequestHandler):
     """
 
     server: _QuietServer
+    # As a real server: an answer's head and body, written apart, go out at once (with
+    # Nagle, a kept-alive connection's second write waits 40 ms for a delayed ACK).
+    disable_nagle_algorithm = True
 
     def setup(self) -> None:
-        # The socket's timeout: an idle connection closed, as a load balancer closes it (a
-        # send to a client that stopped reading is bounded by it too).
-        self.timeout = self.server.switches().idle_timeout
         super().setup()
-        # As a real server: an answer's head and body, written apart, go out at once (with
-        # Nagle, a kept-alive connection's second write waits 40 ms for a delayed ACK).
-        with contextlib.suppress(OSError):
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # An idle connection is closed, as a load balancer closes it (a send to a client
+        # that stopped reading is bounded by it too).
+        self.connection.settimeout(self.server.switches().idle_timeout)
         self.server.connected(self.connection)
 
     def finish(self) -> None:
