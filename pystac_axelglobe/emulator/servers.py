@@ -26,7 +26,7 @@ from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from .api import ApiApp
 from .archive import open_archive
 from .items import ItemStore
-from .state import API_PATH, Config, Counters, State, Switches
+from .state import API_PATH, Config, Counters, State
 from .storage import StorageApp
 from .token import TOKEN_PATH, Grants, TokenApp
 
@@ -42,7 +42,7 @@ class _Handler(WSGIRequestHandler):
     times its server's latency (the handshakes).
     """
 
-    server: _QuietServer
+    server: _Server
     # As a real server: an answer's head and body, written apart, go out at once (with
     # Nagle, a kept-alive connection's second write waits 40 ms for a delayed ACK).
     disable_nagle_algorithm = True
@@ -51,7 +51,7 @@ class _Handler(WSGIRequestHandler):
         super().setup()
         # An idle connection is closed, as a load balancer closes it (a send to a client
         # that stopped reading is bounded by it too).
-        self.connection.settimeout(self.server.switches().idle_timeout)
+        self.connection.settimeout(self.server.state.switches.idle_timeout)
         self.server.connected(self.connection)
 
     def finish(self) -> None:
@@ -79,7 +79,7 @@ class _Handler(WSGIRequestHandler):
         self.close_connection = True  # what was cut cannot carry another answer
 
     def _kept(self) -> bool:
-        return (self.server.switches().keep_alive and self.command in ("GET", "HEAD")
+        return (self.server.state.switches.keep_alive and self.command in ("GET", "HEAD")
                 and self.headers.get("Content-Length", "0").strip() in ("", "0")
                 and "Transfer-Encoding" not in self.headers)
 
@@ -90,8 +90,8 @@ class _Handler(WSGIRequestHandler):
         pass
 
 
-class _QuietServer(ThreadedWSGIServer):
-    """A werkzeug server that counts its connections and can cut those still open.
+class _Server(ThreadedWSGIServer):
+    """A quiet werkzeug server that counts its connections and can cut those still open.
 
     Args:
         host: The address to bind (port chosen by the system).
@@ -105,15 +105,12 @@ class _QuietServer(ThreadedWSGIServer):
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
 
-    def switches(self) -> Switches:
-        return self.state.switches
-
     def connected(self, sock: socket.socket) -> None:
         """Count a new connection, and charge its handshakes."""
         with self._open_lock:
             self._open.add(sock)
         self.state.counters.add(f"{self.kind}_connections")
-        switches = self.switches()
+        switches = self.state.switches
         latency = switches.storage_latency if self.kind == "storage" else switches.api_latency
         self.state.sleep(switches.handshake_round_trips * latency)
 
@@ -133,7 +130,7 @@ class _QuietServer(ThreadedWSGIServer):
         pass
 
 
-def _url(server: _QuietServer) -> str:
+def _url(server: _Server) -> str:
     return f"http://{server.server_address[0]!s}:{server.server_port}"
 
 
@@ -155,7 +152,7 @@ class ServerSet:
         self.state = State(config.switches, counters, fault_seed=config.fault_seed)
         self.grants = Grants(self.state)
         self.archive = open_archive(config.archive_root)
-        self._servers: list[_QuietServer] = []
+        self._servers: list[_Server] = []
         self._threads: list[threading.Thread] = []
 
     def start(self) -> dict[str, str]:
@@ -166,14 +163,14 @@ class ServerSet:
         """
         cfg = self.config
         try:
-            token = _QuietServer(cfg.host, "token", self.state)
+            token = _Server(cfg.host, "token", self.state)
             self._servers.append(token)
-            api = _QuietServer(cfg.host, "api", self.state)
+            api = _Server(cfg.host, "api", self.state)
             self._servers.append(api)
             try:
-                storage = _QuietServer(cfg.storage_host, "storage", self.state)
+                storage = _Server(cfg.storage_host, "storage", self.state)
             except OSError:  # 127.0.0.2 not bindable here: another port on the main host
-                storage = _QuietServer(cfg.host, "storage", self.state)
+                storage = _Server(cfg.host, "storage", self.state)
             self._servers.append(storage)
             self.state.api_url = f"{_url(api)}{API_PATH}"
             self.state.storage_url = _url(storage)
